@@ -1,0 +1,31 @@
+# Eino — build, test and run. Every target installs what it needs (apt-get; run as root).
+SWIFT ?= swift
+# Build: OpenSSL and nghttp2 headers. Tests: real peers (curl, openssl, nghttp/h2load, wrk)
+# and the CRD checker's Python libraries for /usr/bin/python3.
+APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema
+
+.PHONY: deps build test run clean
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+# Tests run the real `eino` binary, so build every product before testing.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Until `eino demo` exists, the main job is validating the example manifests.
+run: build
+	@echo "eino demo is not built yet; validating manifests/examples instead:"
+	$(SWIFT) run --skip-build eino validate manifests/examples
+
+clean:
+	rm -rf .build

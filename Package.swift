@@ -1,0 +1,32 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Module boundaries follow docs/architecture: Manifests ← MeshConfig ← {Proxy, ControlPlane};
+// Identity and Telemetry are leaves. Proxy and ControlPlane never import each other.
+let package = Package(
+    name: "eino",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "eino", targets: ["eino"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "MeshConfig", dependencies: ["Manifests"]),
+        .target(name: "Identity"),
+        .target(name: "Telemetry"),
+        .target(name: "Proxy", dependencies: ["MeshConfig", "Identity", "Telemetry"]),
+        .target(name: "ControlPlane", dependencies: ["MeshConfig", "Identity", "Telemetry"]),
+        .target(name: "EinoCLI", dependencies: [
+            "Manifests", "MeshConfig", "Proxy", "ControlPlane",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "eino", dependencies: ["EinoCLI"]),
+        .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
+        .testTarget(name: "EinoCLITests", dependencies: ["EinoCLI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+/// Certificates, SPIFFE identities and TLS context builders. Filled in by the mTLS work.
+public enum IdentityModule {}

@@ -1,0 +1,56 @@
+/// Kubernetes naming rules, checked without regular expressions.
+enum Names {
+    /// Why `name` is not a DNS-1123 label (namespaces), or nil when it is one.
+    static func dns1123LabelProblem(_ name: String) -> String? {
+        labelProblem(name, mustStartWithLetter: false)
+    }
+
+    /// Why `name` is not a DNS-1035 label (Kubernetes service names), or nil.
+    static func dns1035LabelProblem(_ name: String) -> String? {
+        labelProblem(name, mustStartWithLetter: true)
+    }
+
+    /// Why `name` is not a DNS-1123 subdomain (object names), or nil.
+    static func dns1123SubdomainProblem(_ name: String) -> String? {
+        if name.utf8.count > 253 { return "must be at most 253 characters" }
+        if name.isEmpty { return "must not be empty" }
+        for label in name.split(separator: ".", omittingEmptySubsequences: false)
+        where labelProblem(String(label), mustStartWithLetter: false, limit: 253) != nil {
+            return "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', "
+                + "each part starting and ending with a letter or digit (got \"\(name)\")"
+        }
+        return nil
+    }
+
+    private static func labelProblem(_ name: String, mustStartWithLetter: Bool, limit: Int = 63) -> String? {
+        let bytes = Array(name.utf8)
+        let kind = mustStartWithLetter ? "a DNS-1035 label" : "a DNS-1123 label"
+        let rule = "must be \(kind): lower-case letters, digits and '-', "
+            + (mustStartWithLetter ? "starting with a letter" : "starting with a letter or digit")
+            + " and ending with a letter or digit"
+        if bytes.isEmpty { return "must not be empty" }
+        if bytes.count > limit { return "must be at most \(limit) characters" }
+        func isLower(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        guard bytes.allSatisfy({ isLower($0) || isDigit($0) || $0 == UInt8(ascii: "-") }),
+              isLower(bytes[0]) || (!mustStartWithLetter && isDigit(bytes[0])),
+              isLower(bytes[bytes.count - 1]) || isDigit(bytes[bytes.count - 1])
+        else { return "\(rule) (got \"\(name)\")" }
+        return nil
+    }
+
+    /// RFC 9110 token characters: what an HTTP header name may contain.
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return true
+            default:
+                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
+    }
+
+    static let httpMethods = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+}

@@ -1,0 +1,2 @@
+/// The data plane: listeners, HTTP and TCP forwarding. Filled in by the data-plane work.
+public enum ProxyModule {}

@@ -1,0 +1,2 @@
+/// Counters, histograms and Prometheus exposition. Filled in by the telemetry work.
+public enum TelemetryModule {}

@@ -1,0 +1,3 @@
+import EinoCLI
+
+await Eino.runAndExit()
