@@ -25,8 +25,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "eino", dependencies: ["EinoCLI"]),
+        // Shared by test targets: runs the built `eino` and real peers.
+        .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
-        .testTarget(name: "EinoCLITests", dependencies: ["EinoCLI"]),
+        .testTarget(name: "EinoCLITests", dependencies: ["EinoTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

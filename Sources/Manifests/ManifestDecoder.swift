@@ -120,11 +120,13 @@ public enum ManifestDecoder {
               let apiVersionField, let kindField
         else { return nil }
         guard let kind = ResourceKind(rawValue: kindName) else {
+            label = peekLabel(kindName, root)
             let known = ResourceKind.allCases.map(\.rawValue).joined(separator: ", ")
             kindField.report("unknown kind \"\(kindName)\"; Eino understands \(known)")
             return nil
         }
         guard let versionIndex = kind.apiVersions.firstIndex(of: apiVersion) else {
+            label = peekLabel(kindName, root)
             let known = kind.apiVersions.joined(separator: ", ")
             apiVersionField.report("unknown apiVersion \"\(apiVersion)\" for \(kind.rawValue); supported: \(known)")
             return nil
@@ -147,6 +149,14 @@ public enum ManifestDecoder {
         guard let spec else { return nil }
         return Resource(apiVersion: apiVersion, metadata: metadata, spec: spec,
                         source: SourceLocation(file: file, line: root.line, referenceLines: root.problems.referenceLines))
+    }
+
+    /// `Kind/namespace/name` for a document whose schema is unknown, read without judging it.
+    private static func peekLabel(_ kind: String, _ root: Field) -> String {
+        let metadata = root.node.mapping?["metadata"]?.mapping
+        let name = metadata?["name"]?.string ?? "<no name>"
+        let namespace = metadata?["namespace"]?.string ?? "default"
+        return "\(kind)/\(namespace)/\(name)"
     }
 
     /// Fields Kubernetes fills in; accepted so that `kubectl get -o yaml` output can be applied.

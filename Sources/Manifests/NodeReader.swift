@@ -60,20 +60,21 @@ struct Field {
         return false
     }
 
-    /// What the node is, in the words of an error message.
+    /// What the node is, in the words of an error message, with its value when short.
     var typeDescription: String {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"
-        case .scalar:
+        case .scalar(let scalar):
+            let text = scalar.string.count <= 40 ? scalar.string : String(scalar.string.prefix(40)) + "…"
             switch node.tagName {
-            case .int: return "an integer"
-            case .float: return "a number"
-            case .bool: return "a boolean"
+            case .int: return "an integer (\(text))"
+            case .float: return "a number (\(text))"
+            case .bool: return "a boolean (\(text))"
             case .null: return "null"
-            case .str: return "a string"
-            default: return "a \(node.tagName.rawValue) value"
+            case .str: return "a string (\"\(text)\")"
+            default: return "a \(node.tagName.rawValue) value (\(text))"
             }
         }
     }
