@@ -12,13 +12,23 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "MeshConfig", dependencies: ["Manifests"]),
+        .target(name: "MeshConfig", dependencies: ["Manifests", .product(name: "Yams", package: "Yams")]),
         .target(name: "Identity"),
         .target(name: "Telemetry"),
-        .target(name: "Proxy", dependencies: ["MeshConfig", "Identity", "Telemetry"]),
+        .target(name: "Proxy", dependencies: [
+            "MeshConfig", "Identity", "Telemetry",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+        ]),
         .target(name: "ControlPlane", dependencies: ["MeshConfig", "Identity", "Telemetry"]),
         .target(name: "EinoCLI", dependencies: [
             "Manifests", "MeshConfig", "Proxy", "ControlPlane",
@@ -29,6 +39,13 @@ let package = Package(
         .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "EinoCLITests", dependencies: ["EinoTestSupport"]),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Manifests"]),
+        .testTarget(name: "ProxyTests", dependencies: [
+            "Proxy", "EinoTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
