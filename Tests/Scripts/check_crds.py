@@ -13,9 +13,8 @@ What is checked:
   * every YAML document under PATH validates against the schema of the CRD version
     named by its apiVersion/kind (unknown fields are rejected, as `kubectl apply`
     with strict field validation would);
-  * the documents under PATH, taken as one apply set, have no duplicate objects, no
-    two TrafficSplits for one root service, resolvable route references and no split
-    whose weights are all zero.
+Cross-document rules (duplicates, references, one split per root) are the Swift
+validator's, tested through `eino validate`; this script only checks schemas.
 
 Output: one line per check (`ok PATH: what`), failures as `PATH: message`, and a last
 line `crds: N passed, M failed`. Exit status 0 when nothing failed, 1 otherwise.
@@ -626,87 +625,10 @@ def schema_errors(validator, document):
     return [f"{field_path(e)}: {e.message}" for e in errors]
 
 
-# ---------------------------------------------------------------- apply set
-
-
-def namespace_of(document):
-    return (document.get("metadata") or {}).get("namespace") or "default"
-
-
-def match_names(route):
-    """Names of the matches an HTTPRouteGroup / TCPRoute defines, whatever its version."""
-    holder = route.get("spec") if "spec" in route else route
-    matches = (holder or {}).get("matches")
-    if isinstance(matches, dict):  # TCPRoute v1alpha4: a single match
-        matches = [matches]
-    return {m.get("name") for m in matches or [] if isinstance(m, dict) and m.get("name")}
-
-
-def quantity_is_zero(weight):
-    if isinstance(weight, (int, float)) and not isinstance(weight, bool):
-        return weight == 0
-    number = re.match(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)", str(weight))
-    return bool(number) and float(number.group(0)) == 0
-
-
-def check_apply_set(documents):
-    """Cross-document problems of a set of schema-valid objects, as (label, message)."""
-    problems = []
-    identities = {}
-    routes = {}
-    split_roots = {}
-    for label, document in documents:
-        namespace = namespace_of(document)
-        identity = (document["kind"], namespace, document["metadata"]["name"])
-        if identity in identities:
-            problems.append((label, f"{identity[0]} {namespace}/{identity[2]} is also defined "
-                                    f"in {identities[identity]}"))
-        identities[identity] = label
-        if document["kind"] in ("HTTPRouteGroup", "TCPRoute"):
-            routes[identity] = document
-
-    def route_problem(owner, kind, name, namespace, wanted=()):
-        route = routes.get((kind, namespace, name))
-        if route is None:
-            return f"{owner} refers to {kind} {namespace}/{name}, which is not in the set"
-        missing = [m for m in wanted if m not in match_names(route)]
-        if missing:
-            return f"{owner} refers to match(es) {', '.join(missing)} absent from {kind} {name}"
-        return None
-
-    for label, document in documents:
-        kind, spec = document["kind"], document.get("spec") or {}
-        namespace = namespace_of(document)
-        owner = f"{kind} {namespace}/{document['metadata']['name']}"
-        if kind in ("TrafficSplit", "TrafficMirror"):
-            for ref in spec.get("matches") or []:
-                issue = route_problem(owner, ref["kind"], ref["name"], namespace)
-                if issue:
-                    problems.append((label, issue))
-        if kind == "TrafficSplit":
-            root = (namespace, spec["service"])
-            if root in split_roots:
-                problems.append((label, f"{owner} splits root service {spec['service']}, "
-                                        f"already split by {split_roots[root]}"))
-            else:
-                split_roots[root] = owner
-            weights = [b.get("weight") for b in spec["backends"]]
-            if all(w is not None for w in weights) and all(quantity_is_zero(w) for w in weights):
-                problems.append((label, f"{owner}: every backend weight is 0"))
-        if kind == "TrafficTarget":
-            for rule in spec["rules"]:
-                issue = route_problem(owner, rule["kind"], rule["name"], namespace,
-                                      rule.get("matches") or ())
-                if issue:
-                    problems.append((label, issue))
-    return problems
-
-
 # -------------------------------------------------------------------- modes
 
 
-def validate_paths(paths, validators, report, set_checks):
-    valid = []
+def validate_paths(paths, validators, report):
     for path in paths:
         files = yaml_files(path)
         if not os.path.exists(path) or not files:
@@ -731,13 +653,6 @@ def validate_paths(paths, validators, report, set_checks):
                 errors = schema_errors(validator, document)
                 report.check(label, f"{what} matches {document['apiVersion']} schema",
                              [f"{what}: {e}" for e in errors])
-                if not errors:
-                    valid.append((label, document))
-    if set_checks and valid:
-        problems = check_apply_set(valid)
-        report.check(", ".join(sorted({shown(p) for p in paths})),
-                     f"{len(valid)} objects form one consistent apply set",
-                     problems)
 
 
 def expect_invalid(path, validators, report):
@@ -772,8 +687,6 @@ def main(argv=None):
                         help="manifest files or directories (default: manifests/examples)")
     parser.add_argument("--expect-invalid", action="append", default=[], metavar="FILE",
                         help="pass only if FILE fails schema validation (repeatable)")
-    parser.add_argument("--no-set-checks", action="store_true",
-                        help="skip the cross-document apply-set checks")
     args = parser.parse_args(argv)
 
     report = Report()
@@ -781,7 +694,7 @@ def main(argv=None):
     validators = Validators(served)
     paths = args.paths or ([] if args.expect_invalid else DEFAULT_PATHS)
     if paths:
-        validate_paths(paths, validators, report, not args.no_set_checks)
+        validate_paths(paths, validators, report)
     for path in args.expect_invalid:
         expect_invalid(path, validators, report)
     return report.finish()
