@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Module boundaries follow docs/architecture: Manifests ← MeshConfig ← {Proxy, ControlPlane};
+// Module boundaries (README.md, Layout): Manifests ← MeshConfig ← {Proxy, ControlPlane};
 // Identity and Telemetry are leaves. Proxy and ControlPlane never import each other.
 let package = Package(
     name: "eino",
@@ -29,7 +29,7 @@ let package = Package(
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
         ]),
-        .target(name: "ControlPlane", dependencies: ["MeshConfig", "Identity", "Telemetry"]),
+        .target(name: "ControlPlane", dependencies: ["Manifests", "MeshConfig", "Identity", "Telemetry"]),
         .target(name: "EinoCLI", dependencies: [
             "Manifests", "MeshConfig", "Proxy", "ControlPlane",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -38,6 +38,7 @@ let package = Package(
         // Shared by test targets: runs the built `eino` and real peers.
         .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "Manifests"]),
         .testTarget(name: "EinoCLITests", dependencies: ["EinoTestSupport"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Manifests"]),
         .testTarget(name: "ProxyTests", dependencies: [
