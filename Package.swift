@@ -25,6 +25,7 @@ let package = Package(
             "MeshConfig", "Identity", "Telemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -33,6 +34,7 @@ let package = Package(
         .target(name: "EinoCLI", dependencies: [
             "Manifests", "MeshConfig", "Proxy", "ControlPlane",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "eino", dependencies: ["EinoCLI"]),
         // Shared by test targets: runs the built `eino` and real peers.

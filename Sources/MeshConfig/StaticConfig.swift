@@ -22,6 +22,14 @@ public struct StaticProxyConfig: Sendable {
         public var message: String
 
         public var description: String { "\(file):\(line): \(resource): \(field): \(message)" }
+
+        public init(file: String, line: Int, resource: String, field: String, message: String) {
+            self.file = file
+            self.line = line
+            self.resource = resource
+            self.field = field
+            self.message = message
+        }
     }
 
     /// Every problem of one file, in file order.

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import NIOCore
+import Proxy
+
+/// `eino proxy`: the sidecar, in static mode (`--config FILE`).
+struct ProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run the sidecar proxy.",
+        discussion: """
+        Static mode: --config FILE names a multi-document YAML file whose first document is a \
+        proxy.eino.dev/v1alpha1 ProxyConfig (identity, services and endpoints) followed by SMI / Eino \
+        manifests. SIGHUP or a change to the file reloads it; SIGTERM or POST /shutdown drains and exits 0. \
+        Every listener accepts port 0; the bound ports are printed on one line once ready.
+        """
+    )
+
+    @Option(help: "Static config file (ProxyConfig + manifests).")
+    var config: String?
+
+    @Option(help: "This proxy's service (overrides the file's identity).")
+    var service: String?
+
+    @Option(help: "This proxy's namespace (overrides the file's identity).")
+    var namespace: String?
+
+    @Option(help: "The application beside the proxy, HOST:PORT: where inbound traffic goes.")
+    var app: String
+
+    @Option(help: "Outbound listener, HOST:PORT.")
+    var outbound: String = "127.0.0.1:7140"
+
+    @Option(help: "Inbound listener, HOST:PORT.")
+    var inbound: String = "0.0.0.0:7143"
+
+    @Option(help: "Admin listener, HOST:PORT.")
+    var admin: String = "127.0.0.1:7191"
+
+    @Option(help: "Control plane URL (not available yet: use --config).")
+    var control: String?
+
+    @Option(name: .customLong("opaque-ports"), help: "Comma-separated ports forwarded as opaque TCP without protocol detection.")
+    var opaquePorts: String = "25,587,3306,4444,5432,6379,9300,11211"
+
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request header block; larger ones get 431.")
+    var maxHeaderBytes: Int = 65536
+
+    @Option(name: .customLong("header-timeout"), help: "Longest time to receive a request head; slower ones get 408.")
+    var headerTimeout: String = "10s"
+
+    @Option(name: .customLong("request-timeout"), help: "Longest time for a whole exchange before 504 (0 = off).")
+    var requestTimeout: String = "0"
+
+    @Option(name: .customLong("drain-timeout"), help: "How long shutdown waits for in-flight requests.")
+    var drainTimeout: String = "30s"
+
+    @Option(name: .customLong("detect-timeout"), help: "How long protocol detection waits for the client's first bytes.")
+    var detectTimeout: String = "10s"
+
+    @Option(name: .customLong("connect-timeout"), help: "Upstream connect timeout.")
+    var connectTimeout: String = "5s"
+
+    @Option(name: .customLong("idle-timeout"), help: "How long an idle pooled upstream connection is kept.")
+    var idleTimeout: String = "60s"
+
+    @Option(name: .customLong("max-connections-per-endpoint"), help: "Upstream connections per endpoint per event loop.")
+    var maxConnectionsPerEndpoint: Int = 1024
+
+    @Option(help: "Event loop threads (default: one per core).")
+    var threads: Int?
+
+    @Option(name: .customLong("watch-interval"), help: "How often the config file is checked for changes (0 = never).")
+    var watchInterval: String = "1s"
+
+    func validate() throws {
+        if control != nil && config == nil {
+            throw ValidationError("--control is not available yet; run in static mode with --config FILE")
+        }
+        if config == nil { throw ValidationError("--config FILE is required (static mode)") }
+        for (name, value) in [("--app", app), ("--outbound", outbound), ("--inbound", inbound), ("--admin", admin)] {
+            if ListenAddress.parse(value) == nil { throw ValidationError("\(name) must be HOST:PORT, got \"\(value)\"") }
+        }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--request-timeout", requestTimeout), ("--drain-timeout", drainTimeout),
+                              ("--detect-timeout", detectTimeout), ("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout),
+                              ("--watch-interval", watchInterval)] {
+            if parseDuration(value) == nil { throw ValidationError("\(name) must be a duration such as 500ms, 10s, 1m, got \"\(value)\"") }
+        }
+        if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
+        if maxHeaderBytes < 1024 { throw ValidationError("--max-header-bytes must be at least 1024") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    private func parsePorts(_ text: String) -> Set<Int>? {
+        if text.isEmpty { return [] }
+        var ports = Set<Int>()
+        for part in text.split(separator: ",") {
+            guard let port = Int(part.trimmingCharacters(in: .whitespaces)), (1...65535).contains(port) else { return nil }
+            ports.insert(port)
+        }
+        return ports
+    }
+
+    func run() throws {
+        var options = ProxyConfiguration(app: ListenAddress.parse(app)!, configPath: config!)
+        options.outbound = ListenAddress.parse(outbound)!
+        options.inbound = ListenAddress.parse(inbound)!
+        options.admin = ListenAddress.parse(admin)!
+        options.service = service
+        options.namespace = namespace
+        options.opaquePorts = parsePorts(opaquePorts)!
+        options.maxHeaderBytes = maxHeaderBytes
+        options.headerTimeout = parseDuration(headerTimeout)!
+        let timeout = parseDuration(requestTimeout)!
+        options.requestTimeout = timeout > .zero ? timeout : nil
+        options.drainTimeout = parseDuration(drainTimeout)!
+        options.detectTimeout = parseDuration(detectTimeout)!
+        options.connectTimeout = parseDuration(connectTimeout)!
+        options.upstreamIdleTimeout = parseDuration(idleTimeout)!
+        options.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
+        if let threads { options.threads = threads }
+        let watch = parseDuration(watchInterval)!
+        options.watchInterval = watch > .zero ? watch : nil
+
+        // Signals are taken by dispatch sources, not the default handlers.
+        for signalNumber in [SIGHUP, SIGTERM, SIGINT, SIGPIPE] { signal(signalNumber, SIG_IGN) }
+
+        let server = ProxyServer(configuration: options)
+        let ports: ProxyServer.BoundPorts
+        do {
+            ports = try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("eino proxy: cannot start:\n\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let signals = DispatchQueue(label: "eino.proxy.signals")
+        var sources: [DispatchSourceSignal] = []
+        for (signalNumber, action) in [(SIGHUP, "reload"), (SIGTERM, "stop"), (SIGINT, "stop")] {
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signals)
+            source.setEventHandler {
+                if action == "reload" {
+                    server.reloadAsync(reason: "SIGHUP")
+                } else {
+                    server.shutdown(reason: signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        print("eino proxy ready outbound=\(describe(ports.outbound)) inbound=\(describe(ports.inbound)) admin=\(describe(ports.admin))")
+        fflush(nil)
+        server.waitUntilStopped()
+        withExtendedLifetime(sources) {}
+        FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
+    }
+
+    private func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}

@@ -1,0 +1,328 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import Telemetry
+
+/// First handler of an HTTP/1 downstream connection: answers 408 and closes when a request
+/// head takes longer than `--header-timeout`. Sits before the HTTP decoder so it can write
+/// its answer as raw bytes whatever state the decoder is in.
+final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private let onReject: () -> Void
+    private var machine = HeaderTimeoutStateMachine()
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount, onReject: @escaping () -> Void) {
+        self.timeout = timeout
+        self.onReject = onReject
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A new connection is reading its first head from the start.
+        startTimer(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if machine.bytesReceived() == .startTimer { startTimer(context) }
+        if machine.state == .closed { return }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? ExchangeEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .headReceived:
+            if machine.headReceived() == .cancelTimer {
+                timer?.cancel()
+                timer = nil
+            }
+        case .exchangeCompleted:
+            _ = machine.exchangeCompleted()
+        }
+        promise?.succeed(())
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        guard timeout > .zero else { return }
+        timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.machine.timerFired() == .reject else { return }
+            self.onReject()
+            let body = "request header timeout\n"
+            let text = "HTTP/1.1 408 Request Timeout\r\neino-error: request header timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: text))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
+/// Reads the first bytes of a connection, decides what protocol it speaks, installs the
+/// handlers for it and replays what it read. Bounded by a byte budget and a timeout.
+final class ProtocolDetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var machine: ProtocolDetectionStateMachine
+    private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
+    private let timeout: TimeAmount
+    private let skip: Bool
+    private let install: (DetectedProtocol, ChannelHandlerContext) throws -> Void
+
+    /// `skip`: an opaque port, forwarded without reading first.
+    init(budget: Int, timeout: TimeAmount, skip: Bool, install: @escaping (DetectedProtocol, ChannelHandlerContext) throws -> Void) {
+        machine = ProtocolDetectionStateMachine(budget: budget)
+        self.timeout = timeout
+        self.skip = skip
+        self.install = install
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if skip {
+            context.eventLoop.execute { self.decide(.opaque, context: context) }
+            return
+        }
+        timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self else { return }
+            self.decide(self.machine.timedOut(), context: context)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)
+        }
+        guard machine.decided == nil else { return }
+        if case .detected(let found) = machine.received(buffered!.readableBytesView) {
+            decide(found, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, machine.decided == nil {
+            if buffered == nil {
+                context.close(promise: nil)
+                return
+            }
+            let pipeline = context.pipeline
+            decide(machine.inputClosed(), context: context)
+            pipeline.fireUserInboundEventTriggered(event)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private var done = false
+
+    private func decide(_ found: DetectedProtocol, context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        timer?.cancel()
+        timer = nil
+        do {
+            try install(found, context)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if let buffered {
+            self.buffered = nil
+            context.fireChannelRead(wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// One side of an opaque TCP relay. Two of them, one on each channel, pass bytes to each
+/// other, hold reads while the other side cannot write, and pass half-closes on. The
+/// downstream side is created before its partner exists: until then it keeps what it
+/// receives (at most one read, since it holds further reads) and replays it on pairing.
+final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private(set) weak var partner: RelayHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var wrote = false
+    private var early: [NIOAny] = []
+    private var earlyInputClosed = false
+    private var inputClosed = false
+    private var outputClosed = false
+
+    init() {}
+
+    /// Joins two relays; what the first one kept is sent on.
+    static func pair(_ downstream: RelayHandler, _ upstream: RelayHandler) {
+        downstream.partner = upstream
+        upstream.partner = downstream
+        let early = downstream.early
+        downstream.early = []
+        for data in early { upstream.partnerWrite(data) }
+        upstream.partnerFlush()
+        if downstream.earlyInputClosed { upstream.partnerInputClosed() }
+        if downstream.pendingRead, let context = downstream.context {
+            downstream.pendingRead = false
+            context.read()
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    fileprivate func partnerWrite(_ data: NIOAny) {
+        guard let context else { return }
+        context.write(data, promise: nil)
+        wrote = true
+    }
+
+    fileprivate func partnerFlush() {
+        guard wrote else { return }
+        wrote = false
+        context?.flush()
+    }
+
+    private func partnerWritabilityChanged(_ writable: Bool) {
+        if writable, pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    fileprivate func partnerInputClosed() {
+        // The other side finished sending: finish sending on this one.
+        guard let context else { return }
+        outputClosed = true
+        context.close(mode: .output, promise: nil)
+        if inputClosed { context.close(promise: nil) }
+    }
+
+    private func partnerClosed() {
+        context?.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let partner {
+            partner.partnerWrite(data)
+        } else {
+            early.append(data)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.partnerFlush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        partner?.partnerWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard let partner else {
+            pendingRead = true
+            return
+        }
+        if let partnerContext = partner.context, !partnerContext.channel.isWritable {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            if let partner {
+                partner.partnerFlush()
+                partner.partnerInputClosed()
+            } else {
+                earlyInputClosed = true
+            }
+            if outputClosed { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.partnerClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// First handler of every downstream connection: counts it and its bytes in the loop's
+/// metrics.
+final class ConnectionMetricsHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let metrics: LoopMetrics
+    private let direction: String
+    private var received: UInt64 = 0
+    private var sent: UInt64 = 0
+    private var open = true
+
+    init(metrics: LoopMetrics, direction: String) {
+        self.metrics = metrics
+        self.direction = direction
+        metrics.connectionOpened(direction: direction)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received &+= UInt64(unwrapInboundIn(data).readableBytes)
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        sent &+= UInt64(unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if open {
+            open = false
+            metrics.connectionClosed(direction: direction, received: received, sent: sent)
+        }
+        context.fireChannelInactive()
+    }
+}

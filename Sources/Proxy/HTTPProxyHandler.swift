@@ -1,0 +1,453 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+import Telemetry
+
+/// Which listener a connection came in on.
+enum TrafficDirection: String, Sendable {
+    case outbound
+    case inbound
+}
+
+/// Events the HTTP handler sends toward the head of the pipeline, for `HeaderTimeoutHandler`.
+enum ExchangeEvent: Sendable {
+    case headReceived
+    case exchangeCompleted
+}
+
+/// Proxies HTTP exchanges from one downstream HTTP/1.1 connection (or one HTTP/2 stream)
+/// to upstream HTTP/1.1 connections, streaming both bodies with backpressure. Runs entirely
+/// on the connection's event loop; the upstream connections live on the same loop.
+final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let loop: LoopContext
+    private let direction: TrafficDirection
+    private let isHTTP2: Bool
+    private var machine = HTTPExchangeStateMachine()
+    private var context: ChannelHandlerContext?
+
+    private var upstream: UpstreamConnection?
+    private var endpoint: EndpointState?
+    /// Request parts received before the upstream connection is ready.
+    private var buffered: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    private var wroteUpstream = false
+    private var pendingRead = false
+    private var keepAlive = true
+    private var requestVersion: HTTPVersion = .http1_1
+    private var requestBodyless = true
+    private var start: NIODeadline = .now()
+    private var routeMetrics: RouteMetrics?
+    private var status = 0
+    private var timeout: Scheduled<Void>?
+    private var upstreamHead: HTTPRequestHead?
+    private var retried = false
+
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool) {
+        self.loop = loop
+        self.direction = direction
+        self.isHTTP2 = isHTTP2
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: downstream → upstream
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            switch machine.requestHead() {
+            case .protocolError:
+                context.close(promise: nil)
+            case .route:
+                if !isHTTP2 { context.triggerUserOutboundEvent(ExchangeEvent.headReceived, promise: nil) }
+                begin(head, context: context)
+            }
+        case .body(let buffer):
+            requestBodyless = false
+            switch machine.requestBody() {
+            case .buffer: buffered.append(.body(.byteBuffer(buffer)))
+            case .forward: writeUpstream(.body(.byteBuffer(buffer)))
+            case .discard: break
+            }
+        case .end(let trailers):
+            let (action, complete) = machine.requestEnd()
+            switch action {
+            case .buffer: buffered.append(.end(trailers))
+            case .forward:
+                writeUpstream(.end(trailers))
+                flushUpstream()
+            case .discard: break
+            }
+            if complete { finishExchange() }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    private func writeUpstream(_ part: HTTPClientRequestPart) {
+        guard let upstream else { return }
+        upstream.channel.write(NIOAny(part), promise: nil)
+        wroteUpstream = true
+    }
+
+    private func flushUpstream() {
+        guard wroteUpstream else { return }
+        wroteUpstream = false
+        upstream?.channel.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.request == .streaming {
+            // Hold the downstream while the upstream is not there yet or cannot take more.
+            guard let upstream, machine.upstream == .connected, upstream.channel.isWritable else {
+                pendingRead = true
+                return
+            }
+        }
+        context.read()
+    }
+
+    private func resumeDownstreamReads() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { resumeDownstreamReads() }
+    }
+
+    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { upstream?.handler.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: routing
+
+    private func begin(_ incoming: HTTPRequestHead, context: ChannelHandlerContext) {
+        start = .now()
+        status = 0
+        retried = false
+        requestBodyless = true
+        requestVersion = incoming.version
+        keepAlive = isHTTP2 || incoming.isKeepAlive
+        if let requestTimeout = loop.configuration.requestTimeout, requestTimeout > .zero {
+            timeout = context.eventLoop.scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
+        }
+
+        var head = incoming
+        let target: EndpointState
+        switch direction {
+        case .inbound:
+            target = loop.app
+            head.headers.remove(name: "eino-client-id")
+            if routeMetrics == nil {
+                let name = loop.snapshot?.identity.name ?? "app"
+                routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name)
+            }
+        case .outbound:
+            let authority = head.headers.first(name: "host") ?? ""
+            guard let service = loop.service(forAuthority: authority) else {
+                routeMetrics = nil
+                answer(.unknownService(Self.hostName(authority)))
+                return
+            }
+            let choice = service.route(
+                method: head.method.rawValue, path: requestPath(of: head.uri),
+                header: { head.headers.first(name: $0) }, random: loop.random.next())
+            guard case .service(let key) = choice, let runtime = loop.runtime(for: key), let picked = loop.pickEndpoint(runtime) else {
+                routeMetrics = loop.runtime(for: service.key).map { metricsHandle($0, service: service.key.name, backend: service.key.name) }
+                answer(.noEndpoints)
+                return
+            }
+            routeMetrics = metricsHandle(runtime, service: service.key.name, backend: key.name)
+            target = picked
+        }
+
+        Self.removeHopByHop(&head.headers, keepChunked: true)
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            // Answered here, so the client sends its body while the upstream connects.
+            head.headers.remove(name: "expect")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: .continue))), promise: nil)
+        }
+        head.version = .http1_1
+        upstreamHead = head
+        buffered.append(.head(head))
+        endpoint = target
+        target.latency.outstanding += 1
+        lease(target)
+    }
+
+    private func metricsHandle(_ runtime: ServiceRuntime, service: String, backend: String) -> RouteMetrics {
+        let key = "\(direction.rawValue)|\(service)"
+        if let handle = runtime.metrics[key] { return handle }
+        let handle = loop.metrics.route(direction: direction.rawValue, service: service, backend: backend)
+        runtime.metrics[key] = handle
+        return handle
+    }
+
+    private func lease(_ target: EndpointState) {
+        machine.connecting()
+        switch loop.lease(target) {
+        case .ready(let connection):
+            attach(connection)
+        case .pending(let future):
+            future.whenComplete { [weak self] result in
+                guard let self else {
+                    if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let connection): self.attach(connection)
+                case .failure: self.upstreamFailed(connecting: true)
+                }
+            }
+        case .overloaded:
+            answer(.overloaded)
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        switch machine.connected() {
+        case .abandon:
+            loop.release(connection, reusable: false)
+        case .sendBuffered:
+            upstream = connection
+            connection.handler.owner = self
+            connection.requests += 1
+            while let part = buffered.popFirst() { writeUpstream(part) }
+            flushUpstream()
+            if connection.channel.isWritable { resumeDownstreamReads() }
+        }
+    }
+
+    // MARK: upstream → downstream
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        switch part {
+        case .head(var head):
+            if head.status.code < 200 { return }  // 1xx: answered or dropped already
+            guard machine.responseHead() else { return }
+            status = Int(head.status.code)
+            if let endpoint {
+                let now = NIODeadline.now()
+                endpoint.latency.observe(rttNanos: UInt64(max(0, (now - start).nanoseconds)), now: UInt64(now.uptimeNanoseconds))
+            }
+            if !head.isKeepAlive { spent = true }
+            Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
+            head.version = responseVersion
+            if !isHTTP2 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer):
+            if machine.responseBody() { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+        case .end(let trailers):
+            let (write, complete) = machine.responseEnd()
+            if write { context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: closePromiseIfNeeded(context, complete: complete)) }
+            if complete { finishExchange() }
+        }
+    }
+
+    /// A promise that closes the downstream once the last byte is written, when the
+    /// connection is not kept alive.
+    private func closePromiseIfNeeded(_ context: ChannelHandlerContext, complete: Bool) -> EventLoopPromise<Void>? {
+        guard complete, !isHTTP2, !keepAlive else { return nil }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+        return promise
+    }
+
+    /// The upstream said it will close: do not pool it.
+    private var spent = false
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamClosed(_ error: Error?) {
+        let connection = upstream
+        upstream = nil
+        // A pooled connection the server closed just as we reused it: retry a request
+        // without body once on a fresh connection, before anything was answered.
+        if let connection, connection.requests > 1, !retried, requestBodyless, machine.request == .ended,
+           machine.response == .none, !machine.answeredLocally, let head = upstreamHead, let endpoint {
+            retried = true
+            _ = connection
+            machine = HTTPExchangeStateMachine()
+            _ = machine.requestHead()
+            _ = machine.requestEnd()
+            buffered.append(.head(head))
+            buffered.append(.end(nil))
+            lease(endpoint)
+            return
+        }
+        upstreamFailed(connecting: false)
+    }
+
+    private func upstreamFailed(connecting: Bool) {
+        switch machine.upstreamFailed(connecting: connecting) {
+        case .respond(let error): answer(error)
+        case .abort: abort()
+        case .none: break
+        }
+    }
+
+    private func timedOut() {
+        timeout = nil
+        switch machine.timedOut() {
+        case .respond(let error): answer(error, close: true)
+        case .abort: abort()
+        case .none: break
+        }
+    }
+
+    private var responseVersion: HTTPVersion {
+        requestVersion.major == 1 && requestVersion.minor == 0 ? .http1_0 : .http1_1
+    }
+
+    // MARK: endings
+
+    /// The proxy answers with an error of its own. The rest of a request body still on
+    /// its way is read and dropped, keeping the connection, unless `close` says otherwise
+    /// (a timeout: the client is too slow to wait for).
+    private func answer(_ error: ProxyError, close forceClose: Bool = false) {
+        guard let context else { return }
+        loop.metrics.proxyError(direction: direction.rawValue, cause: error.metricCause)
+        let (complete, closeAfter) = machine.answerLocally()
+        if let upstream {
+            self.upstream = nil
+            loop.release(upstream, reusable: false)
+        }
+        buffered.removeAll()
+        status = error.status
+        var headers = HTTPHeaders()
+        let body = error.cause + "\n"
+        headers.add(name: "eino-error", value: error.cause)
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        let close = (closeAfter && forceClose) || (!isHTTP2 && !keepAlive)
+        if close && !isHTTP2 { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: responseVersion, status: HTTPResponseStatus(statusCode: error.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        if close {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+            if !complete { recordMetrics() }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        if complete { finishExchange() }
+    }
+
+    /// A response is under way and its upstream failed: the only honest signal left is to
+    /// cut the downstream connection.
+    private func abort() {
+        loop.metrics.proxyError(direction: direction.rawValue, cause: "aborted")
+        if let upstream {
+            self.upstream = nil
+            loop.release(upstream, reusable: false)
+        }
+        context?.close(promise: nil)
+    }
+
+    private func recordMetrics() {
+        guard status > 0, let routeMetrics else { return }
+        let elapsed = NIODeadline.now() - start
+        routeMetrics.record(status: status, nanoseconds: UInt64(max(0, elapsed.nanoseconds)))
+        self.routeMetrics = direction == .inbound ? routeMetrics : nil
+        status = 0
+    }
+
+    private func finishExchange() {
+        recordMetrics()
+        timeout?.cancel()
+        timeout = nil
+        if let endpoint {
+            endpoint.latency.outstanding -= 1
+            self.endpoint = nil
+        }
+        let reusable = machine.reset() && !spent
+        spent = false
+        upstreamHead = nil
+        if let upstream {
+            self.upstream = nil
+            loop.release(upstream, reusable: reusable)
+        }
+        buffered.removeAll()
+        if !isHTTP2 { context?.triggerUserOutboundEvent(ExchangeEvent.exchangeCompleted, promise: nil) }
+        resumeDownstreamReads()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
+        if let endpoint {
+            endpoint.latency.outstanding -= 1
+            self.endpoint = nil
+        }
+        if let upstream {
+            self.upstream = nil
+            loop.release(upstream, reusable: false)
+        }
+        buffered.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, machine.isIdle {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError, machine.response == .none, !machine.answeredLocally {
+            if machine.request == .idle { _ = machine.requestHead() }
+            keepAlive = false
+            answer(parserError == .headerOverflow ? .headerTooLarge : .badRequest)
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: headers
+
+    static let hopByHop: [String] = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"]
+
+    /// Removes hop-by-hop fields (RFC 9110 §7.6.1), including any the Connection field names.
+    /// `transfer-encoding: chunked` framing is re-made by the encoder on the other side.
+    static func removeHopByHop(_ headers: inout HTTPHeaders, keepChunked: Bool) {
+        for value in headers[canonicalForm: "connection"] {
+            let name = value.lowercased()
+            if name != "close" && name != "keep-alive" { headers.remove(name: String(name)) }
+        }
+        let teTrailers = headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
+        let chunked = headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+        for name in hopByHop where headers.contains(name: name) { headers.remove(name: name) }
+        if teTrailers { headers.add(name: "te", value: "trailers") }
+        if keepChunked && chunked && !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
+    }
+
+    static func hostName(_ authority: String) -> String {
+        if authority.hasPrefix("[") { return authority }
+        if let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
+        return authority
+    }
+}

@@ -1,0 +1,309 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Telemetry
+
+/// Everything one event loop owns: its copy of the current snapshot, its connection pools,
+/// load-balancer state and metrics. Only code running on `eventLoop` touches it, so none of
+/// it needs a lock; that is what makes it safe to mark `@unchecked Sendable`.
+final class LoopContext: @unchecked Sendable {
+    let eventLoop: EventLoop
+    let configuration: ProxyConfiguration
+    let metrics = LoopMetrics()
+    var random = FastRandom()
+    private(set) var snapshot: MeshSnapshot?
+    /// Endpoint state by address, kept across snapshots so pools and latency survive reloads.
+    private var endpoints: [String: EndpointState] = [:]
+    private var runtimes: [ServiceKey: ServiceRuntime] = [:]
+    /// Raw authority → service, for this snapshot. Bounded.
+    private var authorities: [String: MeshService?] = [:]
+    let app: EndpointState
+    /// Set when shutting down: pooled connections are not kept.
+    var draining = false
+    private var sweeper: RepeatedTask?
+
+    init(eventLoop: EventLoop, configuration: ProxyConfiguration) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        app = EndpointState(endpoint: Endpoint(host: configuration.app.host, port: configuration.app.port))
+        let idle = configuration.upstreamIdleTimeout
+        let interval = TimeAmount.nanoseconds(max(idle.nanoseconds / 4, 50_000_000))
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.closeIdle(olderThan: idle)
+        }
+    }
+
+    func install(_ snapshot: MeshSnapshot) {
+        eventLoop.preconditionInEventLoop()
+        self.snapshot = snapshot
+        runtimes.removeAll(keepingCapacity: true)
+        authorities.removeAll(keepingCapacity: true)
+        // Forget endpoints that left, closing their idle connections.
+        var live = Set<String>()
+        for service in snapshot.services.values {
+            for endpoint in service.endpoints { live.insert(endpoint.address) }
+        }
+        for (address, state) in endpoints where !live.contains(address) {
+            state.closeIdle()
+            endpoints[address] = nil
+        }
+    }
+
+    func service(forAuthority authority: String) -> MeshService? {
+        if let cached = authorities[authority] { return cached }
+        let found = snapshot?.service(forAuthority: authority)
+        if authorities.count > 4096 { authorities.removeAll(keepingCapacity: true) }
+        authorities[authority] = found
+        return found
+    }
+
+    func runtime(for key: ServiceKey) -> ServiceRuntime? {
+        if let runtime = runtimes[key] { return runtime }
+        guard let service = snapshot?.services[key] else { return nil }
+        let states = service.endpoints.map { endpoint -> EndpointState in
+            if let state = endpoints[endpoint.address] { return state }
+            let state = EndpointState(endpoint: endpoint)
+            endpoints[endpoint.address] = state
+            return state
+        }
+        let runtime = ServiceRuntime(service: service, endpoints: states)
+        runtimes[key] = runtime
+        return runtime
+    }
+
+    /// Picks an endpoint of a service: power of two choices on peak-EWMA cost.
+    func pickEndpoint(_ runtime: ServiceRuntime) -> EndpointState? {
+        let candidates = runtime.endpoints
+        if candidates.isEmpty { return nil }
+        let index = PowerOfTwoChoices.pick(count: candidates.count, random: random.next()) { candidates[$0].latency.cost }
+        return candidates[index]
+    }
+
+    func closeIdle(olderThan age: TimeAmount) {
+        let now = NIODeadline.now()
+        for state in endpoints.values { state.closeIdle(olderThan: age, now: now) }
+        app.closeIdle(olderThan: age, now: now)
+    }
+
+    func closeAllIdle() {
+        for state in endpoints.values { state.closeIdle() }
+        app.closeIdle()
+    }
+
+    func stop() {
+        sweeper?.cancel()
+        sweeper = nil
+        closeAllIdle()
+    }
+
+    // MARK: upstream connections
+
+    enum Lease {
+        case ready(UpstreamConnection)
+        case pending(EventLoopFuture<UpstreamConnection>)
+        case overloaded
+    }
+
+    /// An idle pooled connection to `state`, or a new one.
+    func lease(_ state: EndpointState) -> Lease {
+        while let connection = state.idle.popLast() {
+            if connection.channel.isActive {
+                connection.cancelIdle()
+                return .ready(connection)
+            }
+        }
+        guard state.open < configuration.maxConnectionsPerEndpoint else { return .overloaded }
+        state.open += 1
+        let future = connect(state).map { channel -> UpstreamConnection in
+            let handler = try! channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+            let connection = UpstreamConnection(channel: channel, handler: handler, state: state)
+            handler.connection = connection
+            channel.closeFuture.whenComplete { [weak state, weak connection] _ in
+                state?.open -= 1
+                if let connection { state?.forget(connection) }
+            }
+            return connection
+        }
+        future.whenFailure { [weak state] _ in state?.open -= 1 }
+        return .pending(future)
+    }
+
+    private func connect(_ state: EndpointState) -> EventLoopFuture<Channel> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: false)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+        if let address = state.socketAddress {
+            return bootstrap.connect(to: address)
+        }
+        return bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
+    }
+
+    /// Returns a finished connection to its pool (or closes it).
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        connection.handler.owner = nil
+        guard reusable, !draining, connection.channel.isActive else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.idleSince = .now()
+        connection.state.idle.append(connection)
+        // Reading while idle lets a close by the server be noticed at once.
+        connection.channel.read()
+    }
+}
+
+/// One endpoint as seen by one loop.
+final class EndpointState {
+    let endpoint: Endpoint
+    let socketAddress: SocketAddress?
+    var latency = PeakEWMA()
+    var idle: [UpstreamConnection] = []
+    var open = 0
+
+    init(endpoint: Endpoint) {
+        self.endpoint = endpoint
+        socketAddress = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)
+    }
+
+    func forget(_ connection: UpstreamConnection) {
+        if let index = idle.firstIndex(where: { $0 === connection }) { idle.remove(at: index) }
+    }
+
+    func closeIdle() {
+        let closing = idle
+        idle.removeAll()
+        for connection in closing { connection.channel.close(promise: nil) }
+    }
+
+    func closeIdle(olderThan age: TimeAmount, now: NIODeadline) {
+        guard !idle.isEmpty else { return }
+        var kept: [UpstreamConnection] = []
+        for connection in idle {
+            if let since = connection.idleSince, now - since >= age {
+                connection.channel.close(promise: nil)
+            } else {
+                kept.append(connection)
+            }
+        }
+        idle = kept
+    }
+}
+
+/// A service's endpoints as seen by one loop, for one snapshot.
+final class ServiceRuntime {
+    let service: MeshService
+    let endpoints: [EndpointState]
+    /// Route metric handles by (direction, backend service name) on this loop.
+    var metrics: [String: RouteMetrics] = [:]
+
+    init(service: MeshService, endpoints: [EndpointState]) {
+        self.service = service
+        self.endpoints = endpoints
+    }
+}
+
+/// A pooled HTTP/1.1 connection to an upstream endpoint.
+final class UpstreamConnection {
+    let channel: Channel
+    let handler: UpstreamHandler
+    let state: EndpointState
+    var idleSince: NIODeadline?
+    /// Requests carried so far; a reused connection may retry a bodiless request once.
+    var requests = 0
+
+    init(channel: Channel, handler: UpstreamHandler, state: EndpointState) {
+        self.channel = channel
+        self.handler = handler
+        self.state = state
+    }
+
+    func cancelIdle() {
+        idleSince = nil
+    }
+}
+
+/// What an upstream connection reports to the exchange that owns it.
+protocol UpstreamOwner: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(_ writable: Bool)
+    func upstreamClosed(_ error: Error?)
+    /// Whether the downstream can take more bytes; the upstream is not read while it cannot.
+    var downstreamWritable: Bool { get }
+}
+
+/// The last handler of an upstream connection: hands response parts to the owning exchange
+/// and holds reads while the downstream cannot keep up.
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var owner: UpstreamOwner?
+    weak var connection: UpstreamConnection?
+    private var pendingRead = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let owner {
+            owner.upstreamReceived(part)
+        } else {
+            // Bytes on an idle connection: the server is confused; do not reuse it.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        owner?.upstreamWritabilityChanged(context.channel.isWritable)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let owner, !owner.downstreamWritable {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    /// The downstream drained: resume reading if a read was held.
+    func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.upstreamClosed(nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.upstreamClosed(error)
+        context.close(promise: nil)
+    }
+}

@@ -1,2 +1,0 @@
-/// The data plane: listeners, HTTP and TCP forwarding. Filled in by the data-plane work.
-public enum ProxyModule {}

@@ -1,0 +1,67 @@
+import MeshConfig
+import NIOCore
+
+/// Everything `eino proxy` is started with, after flag parsing.
+public struct ProxyConfiguration: Sendable {
+    public var outbound: ListenAddress = .init(host: "127.0.0.1", port: 7140)
+    public var inbound: ListenAddress = .init(host: "0.0.0.0", port: 7143)
+    public var admin: ListenAddress = .init(host: "127.0.0.1", port: 7191)
+    /// The application beside the proxy: where inbound traffic goes.
+    public var app: ListenAddress
+    /// Static config file; reloaded on SIGHUP and when it changes.
+    public var configPath: String
+    /// Overrides the identity in the file when set.
+    public var service: String?
+    public var namespace: String?
+    /// Ports whose traffic is forwarded as opaque TCP without protocol detection.
+    public var opaquePorts: Set<Int> = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211]
+    public var maxHeaderBytes: Int = 64 * 1024
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// Off when nil.
+    public var requestTimeout: TimeAmount? = nil
+    public var drainTimeout: TimeAmount = .seconds(30)
+    public var detectTimeout: TimeAmount = .seconds(10)
+    /// Bytes protocol detection reads at most before deciding on opaque TCP.
+    public var detectBytes: Int = 1024
+    public var connectTimeout: TimeAmount = .seconds(5)
+    public var upstreamIdleTimeout: TimeAmount = .seconds(60)
+    /// Connections per endpoint per event loop; requests beyond it wait for one.
+    public var maxConnectionsPerEndpoint: Int = 1024
+    public var threads: Int = System.coreCount
+    /// How often the config file is checked for changes; nil disables watching.
+    public var watchInterval: TimeAmount? = .seconds(1)
+
+    public init(app: ListenAddress, configPath: String) {
+        self.app = app
+        self.configPath = configPath
+    }
+}
+
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public static func parse(_ text: String) -> ListenAddress? {
+        guard case .success(let parsed) = Endpoint.parseAddress(text) else { return nil }
+        return ListenAddress(host: parsed.host, port: parsed.port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Parses `500ms`, `10s`, `1m`, `24h` (and `0` for off).
+public func parseDuration(_ text: String) -> TimeAmount? {
+    let units: [(String, Int64)] = [("ms", 1_000_000), ("us", 1_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
+    if text == "0" { return .zero }
+    for (suffix, nanos) in units where text.hasSuffix(suffix) {
+        let number = text.dropLast(suffix.count)
+        if let value = Double(number), value >= 0 { return .nanoseconds(Int64(value * Double(nanos))) }
+        return nil
+    }
+    return nil
+}

@@ -1,0 +1,377 @@
+import Foundation
+import MeshConfig
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import Telemetry
+
+/// The sidecar: outbound, inbound and admin listeners over one event loop group, running on
+/// a static config file. Control operations (start, reload, shutdown) may be called from any
+/// thread; request handling never leaves the connection's event loop.
+public final class ProxyServer: @unchecked Sendable {
+    public let configuration: ProxyConfiguration
+    let group: MultiThreadedEventLoopGroup
+    /// One per event loop, built once and never changed: reading it needs no lock.
+    private let contexts: [ObjectIdentifier: LoopContext]
+    private let loops: [LoopContext]
+    private let outboundQuiescing: ServerQuiescingHelper
+    private let inboundQuiescing: ServerQuiescingHelper
+
+    private struct State {
+        var snapshot: MeshSnapshot?
+        var version: UInt64 = 0
+        var listening = false
+        var shuttingDown = false
+        var outbound: Channel?
+        var inbound: Channel?
+        var admin: Channel?
+        var fileStamp: FileStamp?
+        var reloads: UInt64 = 0
+        var rejectedReloads: UInt64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let stopped: EventLoopPromise<Void>
+    private let control = DispatchQueue(label: "eino.proxy.control")
+    private var watcher: DispatchSourceTimer?
+
+    public init(configuration: ProxyConfiguration) {
+        self.configuration = configuration
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        var contexts: [ObjectIdentifier: LoopContext] = [:]
+        var loops: [LoopContext] = []
+        for eventLoop in group.makeIterator() {
+            let context = LoopContext(eventLoop: eventLoop, configuration: configuration)
+            contexts[ObjectIdentifier(eventLoop)] = context
+            loops.append(context)
+        }
+        self.contexts = contexts
+        self.loops = loops
+        outboundQuiescing = ServerQuiescingHelper(group: group)
+        inboundQuiescing = ServerQuiescingHelper(group: group)
+        stopped = group.next().makePromise()
+    }
+
+    public struct BoundPorts: Sendable {
+        public var outbound: SocketAddress
+        public var inbound: SocketAddress
+        public var admin: SocketAddress
+    }
+
+    /// Loads the config and binds the listeners. Throws the config problems or a bind error.
+    public func start() throws -> BoundPorts {
+        switch loadConfig() {
+        case .success(let snapshot): install(snapshot)
+        case .failure(let problems): throw problems
+        }
+        let admin = try AdminServer.bind(server: self, host: configuration.admin.host, port: configuration.admin.port, group: group).wait()
+        let outbound = try bindListener(.outbound, configuration.outbound, quiescing: outboundQuiescing).wait()
+        let inbound = try bindListener(.inbound, configuration.inbound, quiescing: inboundQuiescing).wait()
+        state.withLockedValue {
+            $0.admin = admin
+            $0.outbound = outbound
+            $0.inbound = inbound
+            $0.listening = true
+        }
+        startWatching()
+        return BoundPorts(outbound: outbound.localAddress!, inbound: inbound.localAddress!, admin: admin.localAddress!)
+    }
+
+    /// Ready: listeners bound, a config loaded, not shutting down.
+    public var isReady: Bool {
+        state.withLockedValue { $0.listening && $0.snapshot != nil && !$0.shuttingDown }
+    }
+
+    var currentSnapshot: MeshSnapshot? {
+        state.withLockedValue { $0.snapshot }
+    }
+
+    /// Completes once the proxy stopped.
+    public var stoppedFuture: EventLoopFuture<Void> { stopped.futureResult }
+
+    // MARK: config
+
+    private func loadConfig() -> Result<MeshSnapshot, StaticProxyConfig.Problems> {
+        let stamp = FileStamp(path: configuration.configPath)
+        switch StaticProxyConfig.load(path: configuration.configPath) {
+        case .failure(let problems):
+            state.withLockedValue { $0.fileStamp = stamp }
+            return .failure(problems)
+        case .success(let config):
+            let identity = ServiceKey(
+                name: configuration.service ?? config.identity?.name ?? "",
+                namespace: configuration.namespace ?? config.identity?.namespace ?? "default")
+            guard !identity.name.isEmpty else {
+                return .failure(.init([.init(file: configuration.configPath, line: 1, resource: StaticProxyConfig.kind, field: "identity.service", message: "required (or pass --service)")]))
+            }
+            let version = state.withLockedValue { state -> UInt64 in
+                state.fileStamp = stamp
+                state.version += 1
+                return state.version
+            }
+            do {
+                return .success(try MeshSnapshot.compile(version: version, identity: identity, services: config.services, resources: config.resources))
+            } catch {
+                return .failure(.init([.init(file: configuration.configPath, line: 0, resource: "(file)", field: "(file)", message: "\(error)")]))
+            }
+        }
+    }
+
+    private func install(_ snapshot: MeshSnapshot) {
+        state.withLockedValue { $0.snapshot = snapshot }
+        for loop in loops {
+            loop.eventLoop.execute { loop.install(snapshot) }
+        }
+    }
+
+    /// Re-reads the config file. An invalid file is rejected with its problems logged and
+    /// the running config kept. Returns the version in force afterwards.
+    @discardableResult
+    public func reload(reason: String) -> Result<UInt64, StaticProxyConfig.Problems> {
+        switch loadConfig() {
+        case .success(let snapshot):
+            install(snapshot)
+            state.withLockedValue { $0.reloads += 1 }
+            log("config version \(snapshot.version) loaded (\(reason)): \(snapshot.services.count) services")
+            return .success(snapshot.version)
+        case .failure(let problems):
+            state.withLockedValue { $0.rejectedReloads += 1 }
+            log("config reload (\(reason)) rejected; keeping version \(currentSnapshot?.version ?? 0):\n\(problems.description)")
+            return .failure(problems)
+        }
+    }
+
+    private func startWatching() {
+        guard let interval = configuration.watchInterval, interval > .zero else { return }
+        let timer = DispatchSource.makeTimerSource(queue: control)
+        let nanos = Int(interval.nanoseconds)
+        timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let stamp = FileStamp(path: self.configuration.configPath)
+            let changed = self.state.withLockedValue { $0.fileStamp != stamp && !$0.shuttingDown }
+            if changed { self.reload(reason: "file changed") }
+        }
+        timer.resume()
+        watcher = timer
+    }
+
+    /// SIGHUP.
+    public func reloadAsync(reason: String) {
+        control.async { self.reload(reason: reason) }
+    }
+
+    // MARK: listeners
+
+    private func bindListener(_ direction: TrafficDirection, _ address: ListenAddress, quiescing: ServerQuiescingHelper) -> EventLoopFuture<Channel> {
+        let contexts = self.contexts
+        let configuration = self.configuration
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let loop = contexts[ObjectIdentifier(channel.eventLoop)]!
+                    let original = originalDestination(of: channel)
+                    let port = original?.port ?? channel.localAddress?.port ?? 0
+                    try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler(metrics: loop.metrics, direction: direction.rawValue))
+                    let detector = ProtocolDetectionHandler(
+                        budget: configuration.detectBytes, timeout: configuration.detectTimeout,
+                        skip: configuration.opaquePorts.contains(port)
+                    ) { detected, context in
+                        try Self.install(detected, on: context.channel, loop: loop, direction: direction, original: original)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(detector)
+                }
+            }
+            .bind(host: address.host, port: address.port)
+    }
+
+    /// Sets a connection up for what it speaks.
+    private static func install(_ detected: DetectedProtocol, on channel: Channel, loop: LoopContext, direction: TrafficDirection, original: SocketAddress?) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let configuration = loop.configuration
+        switch detected {
+        case .http1:
+            try pipeline.addHandler(HeaderTimeoutHandler(timeout: configuration.headerTimeout) {
+                loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.headerTimeout.metricCause)
+            })
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = configuration.maxHeaderBytes
+            limits.maxHeaderFieldSize = configuration.maxHeaderBytes
+            try pipeline.configureHTTPServerPipeline(
+                position: .last, withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
+                withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false))
+        case .http2:
+            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+            connection.initialSettings = [
+                HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+                HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderBytes),
+            ]
+            _ = try pipeline.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true))
+                }
+            }
+        case .tls, .opaque:
+            let relay = RelayHandler()
+            try pipeline.addHandler(relay)
+            let target: SocketAddress
+            switch direction {
+            case .inbound:
+                if let address = loop.app.socketAddress {
+                    target = address
+                } else {
+                    target = try SocketAddress.makeAddressResolvingHost(loop.app.endpoint.host, port: loop.app.endpoint.port)
+                }
+            case .outbound:
+                // Only a transparently redirected connection says where it was going.
+                guard let original else {
+                    loop.metrics.proxyError(direction: direction.rawValue, cause: "no_original_destination")
+                    channel.close(promise: nil)
+                    return
+                }
+                target = original
+            }
+            ClientBootstrap(group: channel.eventLoop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .connectTimeout(configuration.connectTimeout)
+                .channelInitializer { upstream in
+                    upstream.eventLoop.makeCompletedFuture {
+                        try upstream.pipeline.syncOperations.addHandler(RelayHandler())
+                    }
+                }
+                .connect(to: target)
+                .whenComplete { result in
+                    switch result {
+                    case .success(let upstream):
+                        let upstreamRelay = try! upstream.pipeline.syncOperations.handler(type: RelayHandler.self)
+                        if channel.isActive {
+                            RelayHandler.pair(relay, upstreamRelay)
+                        } else {
+                            upstream.close(promise: nil)
+                        }
+                    case .failure:
+                        loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.connectFailed.metricCause)
+                        channel.close(promise: nil)
+                    }
+                }
+        }
+    }
+
+    // MARK: admin
+
+    /// Counters of every loop, merged. Each loop copies its own on its own thread.
+    func gatherMetrics(on eventLoop: EventLoop) -> EventLoopFuture<MetricsSnapshot> {
+        let copies = loops.map { loop in loop.eventLoop.submit { loop.metrics.snapshot() } }
+        return EventLoopFuture.reduce(into: MetricsSnapshot(), copies, on: eventLoop) { $0.merge($1) }.map { merged in
+            var result = merged
+            let (version, reloads, rejected) = self.state.withLockedValue { ($0.snapshot?.version ?? 0, $0.reloads, $0.rejectedReloads) }
+            result.gauges = [
+                ("eino_config_version", "Version of the config snapshot in force.", Double(version)),
+                ("eino_config_reloads", "Config reloads applied since start.", Double(reloads)),
+                ("eino_config_reloads_rejected", "Config reloads rejected as invalid since start.", Double(rejected)),
+                ("eino_ready", "1 when the proxy is ready.", self.isReady ? 1 : 0),
+            ]
+            return result
+        }
+    }
+
+    // MARK: shutdown
+
+    /// Stops accepting, lets in-flight requests finish (closing idle keep-alives, GOAWAY on
+    /// HTTP/2) for at most the drain timeout, then stops. Safe to call more than once.
+    public func shutdown(reason: String) {
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.shuttingDown = true }
+            return !state.shuttingDown
+        }
+        guard first else { return }
+        log("shutting down (\(reason)); draining for up to \(configuration.drainTimeout.nanoseconds / 1_000_000) ms")
+        watcher?.cancel()
+        for loop in loops { loop.eventLoop.execute { loop.draining = true; loop.closeAllIdle() } }
+        let eventLoop = group.next()
+        let outboundDone = eventLoop.makePromise(of: Void.self)
+        let inboundDone = eventLoop.makePromise(of: Void.self)
+        outboundQuiescing.initiateShutdown(promise: outboundDone)
+        inboundQuiescing.initiateShutdown(promise: inboundDone)
+        let drained = outboundDone.futureResult.and(inboundDone.futureResult).map { _ in () }
+        let deadline = eventLoop.scheduleTask(in: configuration.drainTimeout) {}
+        drained.whenComplete { _ in deadline.cancel() }
+        let finished = eventLoop.makePromise(of: Void.self)
+        drained.whenComplete { _ in finished.succeed(()) }
+        deadline.futureResult.whenSuccess { _ in
+            self.log("drain timeout reached; closing what is left")
+            finished.succeed(())
+        }
+        finished.futureResult.whenComplete { _ in
+            let admin = self.state.withLockedValue { $0.admin }
+            let stops = self.loops.map { loop in loop.eventLoop.submit { loop.stop() } }
+            EventLoopFuture.andAllComplete(stops, on: eventLoop).whenComplete { _ in
+                admin?.close(promise: nil)
+                self.stopped.succeed(())
+            }
+        }
+    }
+
+    /// Blocks until the proxy stopped, then releases its threads.
+    public func waitUntilStopped() {
+        try? stopped.futureResult.wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    func log(_ message: String) {
+        FileHandle.standardError.write(Data("eino proxy: \(message)\n".utf8))
+    }
+}
+
+/// Identifies a version of a file cheaply, to notice changes.
+struct FileStamp: Equatable {
+    var modified: Date?
+    var size: Int?
+    var inode: Int?
+
+    init(path: String) {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        modified = attributes?[.modificationDate] as? Date
+        size = (attributes?[.size] as? NSNumber)?.intValue
+        inode = (attributes?[.systemFileNumber] as? NSNumber)?.intValue
+    }
+}
+
+/// Where a transparently redirected connection was going (`SO_ORIGINAL_DST`); nil for one
+/// that was not redirected.
+func originalDestination(of channel: Channel) -> SocketAddress? {
+    guard let provider = channel as? SocketOptionProvider, let local = channel.localAddress else { return nil }
+    var result: SocketAddress?
+    switch local {
+    case .v4:
+        provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_IP), name: SocketOptionName(80)).whenSuccess { (address: sockaddr_in) in
+            result = SocketAddress(address, host: "")
+        }
+    case .v6:
+        provider.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_IPV6), name: SocketOptionName(80)).whenSuccess { (address: sockaddr_in6) in
+            result = SocketAddress(address, host: "")
+        }
+    default:
+        return nil
+    }
+    // A connection that was not redirected reports its own local address; treat as none.
+    if let result, result == local { return nil }
+    return result
+}
