@@ -15,11 +15,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "MeshConfig", dependencies: ["Manifests", .product(name: "Yams", package: "Yams")]),
-        .target(name: "Identity"),
+        .target(name: "Identity", dependencies: [
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .target(name: "Telemetry"),
         .target(name: "Proxy", dependencies: [
             "MeshConfig", "Identity", "Telemetry",
@@ -32,7 +42,7 @@ let package = Package(
         ]),
         .target(name: "ControlPlane", dependencies: ["Manifests", "MeshConfig", "Identity", "Telemetry"]),
         .target(name: "EinoCLI", dependencies: [
-            "Manifests", "MeshConfig", "Proxy", "ControlPlane",
+            "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -42,6 +52,16 @@ let package = Package(
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "Manifests"]),
         .testTarget(name: "EinoCLITests", dependencies: ["EinoTestSupport"]),
+        .testTarget(name: "IdentityTests", dependencies: [
+            "Identity", "EinoTestSupport",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+        ]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Manifests"]),
         .testTarget(name: "ProxyTests", dependencies: [
             "Proxy", "EinoTestSupport",

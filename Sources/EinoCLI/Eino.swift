@@ -9,7 +9,7 @@ public struct Eino: AsyncParsableCommand {
         commandName: "eino",
         abstract: "Eino: a service-mesh sidecar proxy with a small control plane.",
         version: version,
-        subcommands: [ValidateCommand.self, ProxyCommand.self, VersionCommand.self]
+        subcommands: [ValidateCommand.self, ProxyCommand.self, VersionCommand.self, IdentityCommand.self]
     )
 
     public init() {}
