@@ -84,7 +84,8 @@ struct IdentityIssueCommand: ParsableCommand {
     var ttl: DurationArgument = DurationArgument(seconds: CertificateAuthority.defaultLeafLifetime, text: "24h")
 
     func validate() throws {
-        if ttl.seconds <= 0 { throw ValidationError("--ttl must be positive, got \(ttl.text)") }
+        // X.509 times have one-second resolution: a shorter lifetime cannot be expressed.
+        if ttl.seconds < 1 { throw ValidationError("--ttl must be at least 1s, got \(ttl.text)") }
     }
 
     func run() throws {

@@ -108,10 +108,9 @@ public struct PeerVerifier: Sendable {
             return PeerVerificationError(kind: .notYetValid, description: "peer \(identity): certificate not valid before \(leaf.notValidBefore)")
         }
         if let reason = failures.first?.policyFailureReason {
-            if failures.first?.chain.leaf == leaf, "\(reason)".hasPrefix("SPIFFELeafPolicy") {
-                return PeerVerificationError(kind: .badIdentity, description: "peer \(identity): \(reason)")
-            }
-            return PeerVerificationError(kind: .untrusted, description: "peer \(identity): \(reason)")
+            // Every candidate chain starts at this leaf; a leaf-rule failure is about identity.
+            let kind: PeerVerificationError.Kind = "\(reason)".hasPrefix("SPIFFELeafPolicy") ? .badIdentity : .untrusted
+            return PeerVerificationError(kind: kind, description: "peer \(identity): \(reason)")
         }
         return PeerVerificationError(kind: .untrusted, description: "peer \(identity): certificate does not chain to a root in the trust bundle")
     }

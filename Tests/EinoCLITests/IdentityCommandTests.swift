@@ -107,11 +107,14 @@ import Testing
         #expect(san.stdoutLines.last == "    URI:spiffe://example.org/ns/prod/sa/api")
     }
 
-    @Test func ttlSetsTheLifetime() throws {
+    /// The span openssl reports is the lifetime plus the minute notBefore is backdated for
+    /// clock skew.
+    @Test(arguments: [("1h", 3660.0), ("90m", 5460), ("1h30m", 5460), ("3600s", 3660), ("24h", 86460)])
+    func ttlSetsTheLifetime(ttl: String, span: TimeInterval) throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(try EinoProcess.eino(["identity", "init", "--dir", root]).status == 0)
-        let issued = try EinoProcess.eino(["identity", "issue", "--dir", root, "--service", "web", "--out", root, "--ttl", "1h"])
+        let issued = try EinoProcess.eino(["identity", "issue", "--dir", root, "--service", "web", "--out", root, "--ttl", ttl])
         #expect(issued.status == 0, "\(issued.stderr)")
         let dates = try EinoProcess.run(openssl, ["x509", "-noout", "-startdate", "-enddate", "-in", root + "/web.pem"])
         let formatter = DateFormatter()
@@ -122,14 +125,15 @@ import Testing
             formatter.date(from: String(line.drop(while: { $0 != "=" }).dropFirst()).replacingOccurrences(of: "  ", with: " "))
         }
         let start = try #require(values.first ?? nil), end = try #require(values.last ?? nil)
-        // One hour, plus the minute notBefore is backdated for clock skew.
-        #expect(end.timeIntervalSince(start) == 3660)
+        #expect(end.timeIntervalSince(start) == span)
     }
 
     @Test(arguments: [
         (["identity", "issue", "--dir", "/nonexistent", "--out", "/tmp"], "Error: Missing expected argument '--service <service>'"),
         (["identity", "issue", "--dir", "/nonexistent", "--service", "web", "--out", "/tmp", "--ttl", "5x"],
          "Error: The value '5x' is invalid for '--ttl <ttl>'"),
+        (["identity", "issue", "--dir", "/nonexistent", "--service", "web", "--out", "/tmp", "--ttl", "500ms"],
+         "Error: --ttl must be at least 1s, got 500ms"),
         (["identity", "init", "--dir", "/tmp/x", "--trust-domain", "Bad.Domain"],
          "Error: --trust-domain: trust domain may hold only lower-case letters, digits, '.', '-' and '_' (got \"Bad.Domain\")"),
     ])
