@@ -151,8 +151,13 @@ struct ProxyCommand: ParsableCommand {
         print("eino proxy ready outbound=\(describe(ports.outbound)) inbound=\(describe(ports.inbound)) admin=\(describe(ports.admin))")
         fflush(nil)
         server.waitUntilStopped()
-        withExtendedLifetime(sources) {}
         FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
+        // Exit here, with the server still referenced: its teardown would touch event loops
+        // that are already shut down.
+        withExtendedLifetime((server, sources)) {
+            fflush(nil)
+            Foundation.exit(0)
+        }
     }
 
     private func describe(_ address: SocketAddress) -> String {

@@ -201,7 +201,7 @@ final class ProxyConfigReader {
             let key = string(tls["keyFile"], "tls.keyFile", parent: node, required: true)
             if let ca, let cert, let key { config.tls = TLSFiles(caFile: ca, certFile: cert, keyFile: key) }
         }
-        if let node = top["services"] {
+        if let node = top["services"], node.null == nil {
             guard let list = node.sequence else {
                 report(node, "services", "must be a list")
                 return config

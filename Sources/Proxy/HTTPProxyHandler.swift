@@ -163,7 +163,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
             let authority = head.headers.first(name: "host") ?? ""
             guard let service = loop.service(forAuthority: authority) else {
                 routeMetrics = nil
-                answer(.unknownService(Self.hostName(authority)))
+                answer(.unknownService(unknownName(authority)))
                 return
             }
             let choice = service.route(
@@ -265,7 +265,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
     /// A promise that closes the downstream once the last byte is written, when the
     /// connection is not kept alive.
     private func closePromiseIfNeeded(_ context: ChannelHandlerContext, complete: Bool) -> EventLoopPromise<Void>? {
-        guard complete, !isHTTP2, !keepAlive else { return nil }
+        guard complete, !isHTTP2, !keepAlive || inputClosed else { return nil }
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in context.close(promise: nil) }
         return promise
@@ -409,9 +409,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         context.fireChannelInactive()
     }
 
+    /// The client half-closed: nothing more will come; close once the exchange is done.
+    private var inputClosed = false
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event, machine.isIdle {
-            context.close(promise: nil)
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            keepAlive = false
+            if machine.isIdle { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -443,6 +448,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         for name in hopByHop where headers.contains(name: name) { headers.remove(name: name) }
         if teTrailers { headers.add(name: "te", value: "trailers") }
         if keepChunked && chunked && !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
+    }
+
+    /// How an unknown service is named in `eino-error`: as resolved (`web`, or
+    /// `web.other` for another namespace), else the host as written.
+    private func unknownName(_ authority: String) -> String {
+        let namespace = loop.snapshot?.identity.namespace ?? "default"
+        guard let key = Authority.serviceKey(authority, defaultNamespace: namespace) else { return Self.hostName(authority) }
+        return key.namespace == namespace ? key.name : "\(key.name).\(key.namespace)"
     }
 
     static func hostName(_ authority: String) -> String {

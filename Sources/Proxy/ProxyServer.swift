@@ -214,6 +214,8 @@ public final class ProxyServer: @unchecked Sendable {
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false))
         case .http2:
+            // An h2 client's EOF ends the connection (half-closure is for opaque TCP).
+            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
             var connection = NIOHTTP2Handler.ConnectionConfiguration()
             connection.initialSettings = [
                 HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),

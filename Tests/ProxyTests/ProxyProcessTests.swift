@@ -1,0 +1,282 @@
+import EinoTestSupport
+import Foundation
+import Testing
+
+/// The built `eino proxy` against real upstream processes and real clients on loopback.
+/// Serialized: several of these measure time or memory, and the machine has two cores.
+@Suite(.serialized) struct ProxyProcessTests {
+    static func config(_ services: [(String, [String])], manifests: String = "") -> String {
+        var text = """
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: client, namespace: default}
+        services:
+
+        """
+        for (name, addresses) in services {
+            text += "- name: \(name)\n"
+            if !addresses.isEmpty {
+                text += "  endpoints:\n"
+                for address in addresses { text += "  - address: \"\(address)\"\n" }
+            }
+        }
+        if !manifests.isEmpty { text += "---\n" + manifests }
+        return text
+    }
+
+    static func split(_ backends: [(String, Int)], matches: String? = nil) -> String {
+        var text = """
+        apiVersion: split.smi-spec.io/\(matches == nil ? "v1alpha2" : "v1alpha4")
+        kind: TrafficSplit
+        metadata: {name: web-split}
+        spec:
+          service: web
+
+        """
+        if let matches { text += "  matches: [{kind: HTTPRouteGroup, name: \(matches)}]\n" }
+        text += "  backends:\n"
+        for (service, weight) in backends { text += "  - {service: \(service), weight: \(weight)}\n" }
+        return text
+    }
+
+    @Test func keepAliveAndChunkedThroughOutbound() throws {
+        let web = try Upstream("web-v1")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        // One curl, three URLs: one connection, kept alive between them.
+        let output = try curl(["-sv", "-H", "Host: web", "http://\(proxy.outbound)/", "http://\(proxy.outbound)/chunked", "http://\(proxy.outbound)/"])
+        #expect(output.status == 0)
+        #expect(output.stdout == "web-v1\nchunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\nweb-v1\n")
+        #expect(output.stderr.contains("transfer-encoding: chunked"))
+        #expect(output.stderr.components(separatedBy: "Re-using existing connection").count - 1 == 2)
+        #expect(try proxy.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 1)
+        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}") == 3)
+        // Pooled upstream connection: the upstream saw the three requests on few connections,
+        // and the answers carry the upstream's own framing, not hop-by-hop headers.
+        let headers = try curl(["-s", "-H", "Host: web.default.svc.cluster.local:80", "-H", "Connection: keep-alive, x-private", "-H", "x-private: secret", "http://\(proxy.outbound)/headers"])
+        #expect(!headers.stdout.contains("x-private"))
+        #expect(!headers.stdout.contains("connection:"))
+        #expect(headers.stdout.contains("host: web.default.svc.cluster.local:80"))
+    }
+
+    @Test func eightyTwentySplitOverTenThousandRequests() throws {
+        let v1 = try Upstream("web-v1")
+        let v2 = try Upstream("web-v2")
+        let config = Self.config([("web-v1", [v1.address]), ("web-v2", [v2.address]), ("web-v3", [])],
+                                 manifests: Self.split([("web-v1", 80), ("web-v2", 20), ("web-v3", 50)]))
+        let proxy = try RunningProxy(config: config)
+        let result = try load(proxy.outbound, authority: "web", count: 10_000, connections: 4)
+        #expect(result.errors == 0)
+        #expect(result.status == ["200": 10_000])
+        // web-v3 has no endpoints: it gets nothing and the others share 80:20.
+        #expect(result.served["web-v3"] == nil)
+        let v1Share = Double(result.served["web-v1"] ?? 0) / 10_000
+        let v2Share = Double(result.served["web-v2"] ?? 0) / 10_000
+        #expect(abs(v1Share - 0.8) <= 0.02, "web-v1 got \(v1Share)")
+        #expect(abs(v2Share - 0.2) <= 0.02, "web-v2 got \(v2Share)")
+        #expect((result.served["web-v1"] ?? 0) + (result.served["web-v2"] ?? 0) == 10_000)
+        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web-v1\",code=\"200\"}") == Double(result.served["web-v1"] ?? -1))
+    }
+
+    @Test func headerMatchedRouteGroupSendsOnlyMatchingRequestsToTheCanary() throws {
+        let stable = try Upstream("web")
+        let canary = try Upstream("web-canary")
+        let routes = """
+        apiVersion: specs.smi-spec.io/v1alpha4
+        kind: HTTPRouteGroup
+        metadata: {name: canary-users}
+        spec:
+          matches:
+          - name: opted-in
+            headers: {x-canary: "true"}
+        ---
+
+        """
+        let proxy = try RunningProxy(config: Self.config([("web", [stable.address]), ("web-canary", [canary.address])],
+                                                         manifests: routes + Self.split([("web-canary", 100)], matches: "canary-users")))
+        let matching = try load(proxy.outbound, authority: "web", count: 300, connections: 2, headers: ["x-canary:true"])
+        #expect(matching.served == ["web-canary": 300])
+        let others = try load(proxy.outbound, authority: "web", count: 300, connections: 2, headers: ["x-canary:false"])
+        #expect(others.served == ["web": 300])
+        let none = try load(proxy.outbound, authority: "web", count: 100, connections: 1)
+        #expect(none.served == ["web": 100])
+    }
+
+    @Test func proxyMadeErrors() throws {
+        let closedPort = try Upstream("gone")
+        let gone = closedPort.address
+        closedPort.process.stop(SIGKILL)
+        let proxy = try RunningProxy(config: Self.config([("web", [gone]), ("empty", [])]))
+        let down = try curl(["-s", "-i", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(down.stdout.hasPrefix("HTTP/1.1 502 "))
+        #expect(headerValue(down.stdout, "eino-error") == "upstream connect failed")
+        let unknown = try curl(["-s", "-i", "-H", "Host: nothing.default.svc", "http://\(proxy.outbound)/"])
+        #expect(unknown.stdout.hasPrefix("HTTP/1.1 503 "))
+        #expect(headerValue(unknown.stdout, "eino-error") == "unknown service nothing")
+        let empty = try curl(["-s", "-i", "-H", "Host: empty:8080", "http://\(proxy.outbound)/"])
+        #expect(empty.stdout.hasPrefix("HTTP/1.1 503 "))
+        #expect(headerValue(empty.stdout, "eino-error") == "no endpoints")
+        #expect(try proxy.metric("eino_proxy_errors_total{direction=\"outbound\",cause=\"connect_failed\"}") == 1)
+        #expect(try proxy.metric("eino_proxy_errors_total{direction=\"outbound\",cause=\"unknown_service\"}") == 1)
+    }
+
+    @Test func zeroEndpointBackendGetsNothingAndNothingFails() throws {
+        let v1 = try Upstream("web-v1")
+        let config = Self.config([("web-v1", [v1.address]), ("web-v2", [])], manifests: Self.split([("web-v1", 50), ("web-v2", 50)]))
+        let proxy = try RunningProxy(config: config)
+        let result = try load(proxy.outbound, authority: "web", count: 500, connections: 2)
+        #expect(result.served == ["web-v1": 500])
+        #expect(result.status == ["200": 500])
+        #expect(result.errors == 0)
+    }
+
+    @Test func requestTimeoutIs504() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]), extra: ["--request-timeout", "300ms"])
+        let output = try curl(["-s", "-i", "-H", "Host: web", "http://\(proxy.outbound)/slow?ms=3000"])
+        #expect(output.stdout.hasPrefix("HTTP/1.1 504 "))
+        #expect(headerValue(output.stdout, "eino-error") == "request timeout")
+        let fast = try curl(["-s", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(fast.stdout == "web\n")
+    }
+
+    @Test func slowHeadIsCutOffWith408AndOversizedHeadGets431() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]), extra: ["--header-timeout", "1s"])
+        let slow = try python("slowloris.py", [proxy.outbound])
+        #expect(slow.status == 0, "\(slow.stderr)")
+        #expect(slow.stdout.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(slow.stdout.contains("eino-error: request header timeout\r\n"))
+        #expect(slow.stdout.hasSuffix("closed\n"))
+        let big = String(repeating: "a", count: 70 * 1024)
+        let oversized = try curl(["-s", "-i", "-H", "Host: web", "-H", "x-big: \(big)", "http://\(proxy.outbound)/"])
+        #expect(oversized.stdout.hasPrefix("HTTP/1.1 431 "))
+        #expect(headerValue(oversized.stdout, "eino-error") == "request header too large")
+        // Under the limit passes.
+        let fits = try curl(["-s", "-H", "Host: web", "-H", "x-big: \(String(repeating: "a", count: 60 * 1024))", "http://\(proxy.outbound)/"])
+        #expect(fits.stdout == "web\n")
+    }
+
+    @Test func http2PriorKnowledgeAndTrailers() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        let plain = try curl(["-s", "-i", "--http2-prior-knowledge", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(plain.stdout.hasPrefix("HTTP/2 200"))
+        #expect(plain.stdout.hasSuffix("\r\n\r\nweb\n"))
+        let trailers = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-v", "-H", ":authority: web", "http://\(proxy.outbound)/trailers"])
+        #expect(trailers.status == 0)
+        #expect(trailers.stdout.contains("grpc-status: 0"))
+        #expect(trailers.stdout.contains("grpc-message: ok"))
+        #expect(trailers.stdout.contains("\nhello\n"))
+        // Several streams on one connection.
+        let many = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-n", "-s", "-H", ":authority: web", "-m", "20", "http://\(proxy.outbound)/"])
+        #expect(many.status == 0)
+        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}") == 22)
+        // POST over h2 streams the body to the HTTP/1.1 upstream.
+        let post = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: web", "--data-binary", String(repeating: "b", count: 100_000), "http://\(proxy.outbound)/upload"])
+        #expect(post.stdout == "web 100000\n")
+    }
+
+    @Test func inboundForwardsHTTPAndOpaqueTCPToTheApp() throws {
+        let app = try Upstream("app")
+        let proxy = try RunningProxy(config: Self.config([]), app: app.address)
+        let output = try curl(["-s", "-H", "eino-client-id: spiffe://forged", "http://\(proxy.inbound)/headers"])
+        #expect(output.stdout.contains("host: \(proxy.inbound)"))
+        #expect(!output.stdout.contains("eino-client-id"))
+        #expect(try proxy.metric("eino_requests_total{direction=\"inbound\",service=\"client\",backend=\"client\",code=\"200\"}") == 1)
+
+        let echo = try Background("/usr/bin/env", ["python3", scripts.appendingPathComponent("tcp_echo.py").path])
+        echo.killOnDeinit = true
+        let port = Int(try echo.line(startingWith: "listening ").dropFirst("listening ".count))!
+        let tcpProxy = try RunningProxy(config: Self.config([]), app: "127.0.0.1:\(port)")
+        // Binary bytes, then a half-close: the echo comes back and then the close.
+        let relayed = try python("tcp_client.py", [tcpProxy.inbound])
+        #expect(relayed.status == 0, "\(relayed.stderr)")
+        #expect(relayed.stdout == "echoed 262144 bytes, then closed\n")
+    }
+
+    @Test func expectContinueIsAnsweredAtOnce() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        let start = Date()
+        let output = try curl(["-s", "-H", "Host: web", "-H", "Expect: 100-continue", "--data-binary", String(repeating: "c", count: 5000), "http://\(proxy.outbound)/upload"])
+        #expect(output.stdout == "web 5000\n")
+        // curl waits one second for a 100 that never comes; the proxy sends it at once.
+        #expect(Date().timeIntervalSince(start) < 0.9)
+    }
+
+    @Test func gibibyteStreamsBothWaysInLittleMemory() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        let size = 1 << 30
+        let upload = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "head -c \(size) /dev/zero | curl -s -T - -H 'Host: web' http://\(proxy.outbound)/upload"])
+        #expect(upload.stdout == "web \(size)\n")
+        let download = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", "Host: web", "http://\(proxy.outbound)/bytes?n=\(size)"])
+        #expect(download.stdout == "200 \(size)")
+        let peak = try proxy.peakRSSKiB()
+        #expect(peak < 64 * 1024, "VmHWM \(peak) KiB")
+    }
+
+    @Test func sigtermLetsTheInFlightRequestFinishAndRefusesNewConnections() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        let slow = try Background("/usr/bin/curl", ["-s", "-w", " %{http_code}", "-H", "Host: web", "http://\(proxy.outbound)/slow?ms=1500"])
+        // Wait until the request is in flight in the proxy.
+        #expect(try eventually { try proxy.metric("eino_tcp_open_connections{direction=\"outbound\"}") == 1 })
+        proxy.process.signal(SIGTERM)
+        // The listener closes: new connections are refused.
+        #expect(eventually { (try? curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: web", "http://\(proxy.outbound)/"]))?.status == 7 })
+        #expect(slow.waitForExit(timeout: 10) == 0)
+        let answer = try slow.line(startingWith: "web")
+        #expect(answer == "web\n 200" || answer == "web")
+        #expect(proxy.process.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test func reloadUnderLoadFailsNothingAndRejectsInvalidFiles() throws {
+        let v1 = try Upstream("web-v1")
+        let v2 = try Upstream("web-v2")
+        let services = [("web-v1", [v1.address]), ("web-v2", [v2.address])]
+        let proxy = try RunningProxy(config: Self.config(services, manifests: Self.split([("web-v1", 100), ("web-v2", 0)])), extra: ["--watch-interval", "0"])
+        let runner = try Background("/usr/bin/env", ["python3", scripts.appendingPathComponent("load.py").path, proxy.outbound, "web", "4000", "4"])
+        runner.killOnDeinit = true
+        var version = 1
+        for round in 0..<6 {
+            let weights = round % 2 == 0 ? [("web-v1", 0), ("web-v2", 100)] : [("web-v1", 100), ("web-v2", 0)]
+            try proxy.rewrite(Self.config(services, manifests: Self.split(weights)))
+            proxy.process.signal(SIGHUP)
+            version += 1
+            let expected = version
+            #expect(try eventually { try proxy.metric("eino_config_version") == Double(expected) })
+        }
+        let line = try runner.line(startingWith: "{", timeout: 120)
+        let result = try JSONDecoder().decode(LoadResult.self, from: Data(line.utf8))
+        #expect(result.errors == 0)
+        #expect(result.status == ["200": 4000])
+
+        // An invalid file is rejected, its problems logged, the running config kept.
+        try proxy.rewrite(Self.config(services, manifests: Self.split([("web-v1", 0), ("web-v2", 0)])))
+        proxy.process.signal(SIGHUP)
+        #expect(eventually { proxy.process.stderr.contains("rejected") })
+        #expect(proxy.process.stderr.contains("proxy.yaml:"))
+        #expect(try proxy.metric("eino_config_version") == Double(version))
+        #expect(try proxy.metric("eino_config_reloads_rejected") == 1)
+        let after = try curl(["-s", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(after.stdout == "web-v1\n")
+    }
+
+    @Test func fileChangeReloadsAndAdminEndpointsAnswer() throws {
+        let v1 = try Upstream("web-v1")
+        let v2 = try Upstream("web-v2")
+        let proxy = try RunningProxy(config: Self.config([("web", [v1.address])]), extra: ["--watch-interval", "100ms"])
+        #expect(try curl(["-s", "http://\(proxy.admin)/live"]).stdout == "live\n")
+        #expect(try curl(["-s", "http://\(proxy.admin)/ready"]).stdout == "ready\n")
+        let config = try curl(["-s", "http://\(proxy.admin)/config"]).stdout
+        #expect(config.contains("\"address\" : \"\(v1.address)\""))
+        #expect(config.contains("\"version\" : 1"))
+        try proxy.rewrite(Self.config([("web", [v2.address])]))
+        #expect(try eventually { try curl(["-s", "-H", "Host: web", "http://\(proxy.outbound)/"]).stdout == "web-v2\n" })
+        #expect(try curl(["-s", "http://\(proxy.admin)/config"]).stdout.contains("\"version\" : 2"))
+        #expect(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://\(proxy.admin)/shutdown"]).stdout == "405")
+        #expect(try curl(["-s", "-X", "POST", "http://\(proxy.admin)/shutdown"]).stdout == "shutting down\n")
+        #expect(proxy.process.waitForExit(timeout: 10) == 0)
+    }
+}
