@@ -62,12 +62,12 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private func startTimer(_ context: ChannelHandlerContext) {
         timer?.cancel()
         guard timeout > .zero else { return }
-        timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             guard let self, self.machine.timerFired() == .reject else { return }
             self.onReject()
             let body = "request header timeout\n"
             let text = "HTTP/1.1 408 Request Timeout\r\neino-error: request header timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: text))).whenComplete { _ in
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
@@ -97,10 +97,10 @@ final class ProtocolDetectionHandler: ChannelInboundHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         if skip {
-            context.eventLoop.execute { self.decide(.opaque, context: context) }
+            context.eventLoop.assumeIsolated().execute { self.decide(.opaque, context: context) }
             return
         }
-        timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             guard let self else { return }
             self.decide(self.machine.timedOut(), context: context)
         }
@@ -125,7 +125,7 @@ final class ProtocolDetectionHandler: ChannelInboundHandler, RemovableChannelHan
                 context.close(promise: nil)
                 return
             }
-            let pipeline = context.pipeline
+            let pipeline = context.pipeline.syncOperations
             decide(machine.inputClosed(), context: context)
             pipeline.fireUserInboundEventTriggered(event)
             return

@@ -98,7 +98,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func writeUpstream(_ part: HTTPClientRequestPart) {
         guard let upstream else { return }
-        upstream.channel.write(NIOAny(part), promise: nil)
+        upstream.channel.write(part, promise: nil)
         wroteUpstream = true
     }
 
@@ -146,7 +146,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         requestVersion = incoming.version
         keepAlive = isHTTP2 || incoming.isKeepAlive
         if let requestTimeout = loop.configuration.requestTimeout, requestTimeout > .zero {
-            timeout = context.eventLoop.scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
+            timeout = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
         }
 
         var head = incoming
@@ -267,7 +267,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
     private func closePromiseIfNeeded(_ context: ChannelHandlerContext, complete: Bool) -> EventLoopPromise<Void>? {
         guard complete, !isHTTP2, !keepAlive || inputClosed else { return nil }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+        promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         return promise
     }
 
@@ -346,7 +346,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         if close {
             let promise = context.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
             if !complete { recordMetrics() }
         } else {

@@ -101,7 +101,7 @@ final class LoopContext: @unchecked Sendable {
 
     enum Lease {
         case ready(UpstreamConnection)
-        case pending(EventLoopFuture<UpstreamConnection>)
+        case pending(EventLoopFuture<UpstreamConnection>.Isolated)
         case overloaded
     }
 
@@ -115,11 +115,11 @@ final class LoopContext: @unchecked Sendable {
         }
         guard state.open < configuration.maxConnectionsPerEndpoint else { return .overloaded }
         state.open += 1
-        let future = connect(state).map { channel -> UpstreamConnection in
+        let future = connect(state).assumeIsolated().map { channel -> UpstreamConnection in
             let handler = try! channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, state: state)
             handler.connection = connection
-            channel.closeFuture.whenComplete { [weak state, weak connection] _ in
+            channel.closeFuture.assumeIsolated().whenComplete { [weak state, weak connection] _ in
                 state?.open -= 1
                 if let connection { state?.forget(connection) }
             }

@@ -259,6 +259,7 @@ public final class ProxyServer: @unchecked Sendable {
                     }
                 }
                 .connect(to: target)
+                .assumeIsolated()
                 .whenComplete { result in
                     switch result {
                     case .success(let upstream):
@@ -363,11 +364,11 @@ func originalDestination(of channel: Channel) -> SocketAddress? {
     var result: SocketAddress?
     switch local {
     case .v4:
-        provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_IP), name: SocketOptionName(80)).whenSuccess { (address: sockaddr_in) in
+        provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_IP), name: SocketOptionName(80)).assumeIsolated().whenSuccess { (address: sockaddr_in) in
             result = SocketAddress(address, host: "")
         }
     case .v6:
-        provider.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_IPV6), name: SocketOptionName(80)).whenSuccess { (address: sockaddr_in6) in
+        provider.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_IPV6), name: SocketOptionName(80)).assumeIsolated().whenSuccess { (address: sockaddr_in6) in
             result = SocketAddress(address, host: "")
         }
     default:
