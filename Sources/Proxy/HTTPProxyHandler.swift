@@ -178,7 +178,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
             target = picked
         }
 
-        Self.removeHopByHop(&head.headers, keepChunked: true)
+        // The upstream is spoken to in the protocol the client chose: HTTP/2 stays HTTP/2
+        // (gRPC needs it), HTTP/1.x goes as HTTP/1.1.
+        Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Answered here, so the client sends its body while the upstream connects.
             head.headers.remove(name: "expect")
@@ -202,7 +204,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func lease(_ target: EndpointState) {
         machine.connecting()
-        switch loop.lease(target) {
+        switch isHTTP2 ? loop.leaseStream(target) : loop.lease(target) {
         case .ready(let connection):
             attach(connection)
         case .pending(let future):

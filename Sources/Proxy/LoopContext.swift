@@ -1,6 +1,7 @@
 import MeshConfig
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import Telemetry
 
@@ -105,6 +106,73 @@ final class LoopContext: @unchecked Sendable {
         case overloaded
     }
 
+    /// A stream on the endpoint's shared HTTP/2 connection (made when there is none).
+    func leaseStream(_ state: EndpointState) -> Lease {
+        let connection: EventLoopFuture<HTTP2Upstream>.Isolated
+        if let existing = state.http2, existing.channel.isActive {
+            connection = eventLoop.makeSucceededIsolatedFuture(existing)
+        } else if let pending = state.http2Pending {
+            connection = pending
+        } else {
+            let made = connectHTTP2(state)
+            state.http2Pending = made
+            made.whenComplete { [weak state] result in
+                state?.http2Pending = nil
+                if case .success(let upstream) = result { state?.http2 = upstream }
+            }
+            connection = made
+        }
+        let promise = eventLoop.makePromise(of: UpstreamConnection.self)
+        connection.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                promise.fail(error)
+            case .success(let upstream):
+                upstream.multiplexer.createStreamChannel { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                        try stream.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    }
+                }.assumeIsolated().whenComplete { created in
+                    switch created {
+                    case .failure(let error):
+                        promise.fail(error)
+                    case .success(let channel):
+                        let handler = try! channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                        let connection = UpstreamConnection(channel: channel, handler: handler, state: state, isStream: true)
+                        handler.connection = connection
+                        promise.assumeIsolated().succeed(connection)
+                    }
+                }
+            }
+        }
+        let stream = promise.futureResult.assumeIsolated()
+        return .pending(stream)
+    }
+
+    private func connectHTTP2(_ state: EndpointState) -> EventLoopFuture<HTTP2Upstream>.Isolated {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { stream in stream.close() }
+                    try channel.pipeline.syncOperations.addHandler(MultiplexerHolder(multiplexer))
+                }
+            }
+        let connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
+        return connected.assumeIsolated().map { channel in
+            let holder = try! channel.pipeline.syncOperations.handler(type: MultiplexerHolder.self)
+            let upstream = HTTP2Upstream(channel: channel, multiplexer: holder.multiplexer)
+            channel.closeFuture.assumeIsolated().whenComplete { [weak state, weak upstream] _ in
+                if let state, state.http2 === upstream { state.http2 = nil }
+            }
+            return upstream
+        }
+    }
+
     /// An idle pooled connection to `state`, or a new one.
     func lease(_ state: EndpointState) -> Lease {
         while let connection = state.idle.popLast() {
@@ -117,7 +185,7 @@ final class LoopContext: @unchecked Sendable {
         state.open += 1
         let future = connect(state).assumeIsolated().map { channel -> UpstreamConnection in
             let handler = try! channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-            let connection = UpstreamConnection(channel: channel, handler: handler, state: state)
+            let connection = UpstreamConnection(channel: channel, handler: handler, state: state, isStream: false)
             handler.connection = connection
             channel.closeFuture.assumeIsolated().whenComplete { [weak state, weak connection] _ in
                 state?.open -= 1
@@ -149,6 +217,11 @@ final class LoopContext: @unchecked Sendable {
     /// Returns a finished connection to its pool (or closes it).
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.handler.owner = nil
+        if connection.isStream {
+            // A finished stream is closed already; an unfinished one is reset.
+            if !reusable { connection.channel.close(promise: nil) }
+            return
+        }
         guard reusable, !draining, connection.channel.isActive else {
             connection.channel.close(promise: nil)
             return
@@ -167,6 +240,9 @@ final class EndpointState {
     var latency = PeakEWMA()
     var idle: [UpstreamConnection] = []
     var open = 0
+    /// The shared HTTP/2 connection, for exchanges that arrived over HTTP/2.
+    var http2: HTTP2Upstream?
+    var http2Pending: EventLoopFuture<HTTP2Upstream>.Isolated?
 
     init(endpoint: Endpoint) {
         self.endpoint = endpoint
@@ -181,6 +257,11 @@ final class EndpointState {
         let closing = idle
         idle.removeAll()
         for connection in closing { connection.channel.close(promise: nil) }
+        if let http2, http2.channel.isActive {
+            // Let open streams finish: GOAWAY, then close once they are done.
+            http2.channel.close(mode: .all, promise: nil)
+            self.http2 = nil
+        }
     }
 
     func closeIdle(olderThan age: TimeAmount, now: NIODeadline) {
@@ -218,11 +299,14 @@ final class UpstreamConnection {
     var idleSince: NIODeadline?
     /// Requests carried so far; a reused connection may retry a bodiless request once.
     var requests = 0
+    /// An HTTP/2 stream: used once, never pooled.
+    let isStream: Bool
 
-    init(channel: Channel, handler: UpstreamHandler, state: EndpointState) {
+    init(channel: Channel, handler: UpstreamHandler, state: EndpointState, isStream: Bool) {
         self.channel = channel
         self.handler = handler
         self.state = state
+        self.isStream = isStream
     }
 
     func cancelIdle() {
@@ -305,5 +389,26 @@ final class UpstreamHandler: ChannelDuplexHandler {
         self.owner = nil
         owner?.upstreamClosed(error)
         context.close(promise: nil)
+    }
+}
+
+/// An HTTP/2 connection to an endpoint, shared by every exchange on one loop that goes there.
+final class HTTP2Upstream {
+    let channel: Channel
+    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+
+    init(channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+        self.channel = channel
+        self.multiplexer = multiplexer
+    }
+}
+
+/// Keeps the stream multiplexer where the connect callback can find it.
+final class MultiplexerHolder: ChannelInboundHandler {
+    typealias InboundIn = Any
+    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+
+    init(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+        self.multiplexer = multiplexer
     }
 }

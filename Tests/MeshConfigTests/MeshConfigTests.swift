@@ -1,3 +1,4 @@
+import Foundation
 import Manifests
 import MeshConfig
 import Testing
@@ -249,5 +250,20 @@ spec:
         #expect(split.backends.map(\.serving) == [true, true, false])
         let text = String(decoding: document.json(), as: UTF8.self)
         #expect(text.contains("\"address\" : \"127.0.0.1:9001\""))
+    }
+}
+
+@Suite struct ShippedExampleTests {
+    @Test func staticExampleLoadsAndSplitsNinetyTen() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("manifests/static/proxy.yaml").path
+        let config: StaticProxyConfig
+        switch StaticProxyConfig.load(path: path) {
+        case .success(let loaded): config = loaded
+        case .failure(let problems): throw ConfigFailure(lines: problems.problems.map(\.description))
+        }
+        let mesh = try MeshSnapshot.compile(version: 1, identity: config.identity!, services: config.services, resources: config.resources)
+        let split = try #require(mesh.services[ServiceKey(name: "web")]?.split)
+        #expect(split.backends.map { split.share(of: $0) } == [0.9, 0.1, 0])
     }
 }

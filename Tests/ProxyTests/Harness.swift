@@ -107,6 +107,21 @@ final class Upstream {
     var address: String { "127.0.0.1:\(port)" }
 }
 
+/// A python HTTP/2 upstream from Tests/Scripts/h2_upstream.py (gRPC-style trailers).
+final class H2Upstream {
+    let process: Background
+    let port: Int
+
+    init(_ name: String) throws {
+        // Debian's python3-h2 is installed for the system interpreter.
+        process = try Background("/usr/bin/python3", [scripts.appendingPathComponent("h2_upstream.py").path, name])
+        process.killOnDeinit = true
+        port = Int(try process.line(startingWith: "listening ").dropFirst("listening ".count))!
+    }
+
+    var address: String { "127.0.0.1:\(port)" }
+}
+
 /// A running `eino proxy` with port-0 listeners, on a config written to a temporary file.
 final class RunningProxy {
     let process: Background

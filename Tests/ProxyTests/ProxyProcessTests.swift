@@ -156,24 +156,36 @@ import Testing
         #expect(fits.stdout == "web\n")
     }
 
-    @Test func http2PriorKnowledgeAndTrailers() throws {
+    @Test func http2IsMultiplexedToAnHTTP2UpstreamAndGRPCTrailersArrive() throws {
+        let grpc = try H2Upstream("grpc-v1")
+        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])]))
+        let plain = try curl(["-s", "-i", "--http2-prior-knowledge", "-H", "Host: grpc", "http://\(proxy.outbound)/"])
+        #expect(plain.stdout.hasPrefix("HTTP/2 200"))
+        #expect(headerValue(plain.stdout, "x-served-by") == "grpc-v1")
+        let call = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-v", "-H", ":authority: grpc", "http://\(proxy.outbound)/pkg.Service/Method"])
+        #expect(call.status == 0)
+        #expect(call.stdout.contains("grpc-status: 0"))
+        #expect(call.stdout.contains("grpc-message: ok"))
+        #expect(call.stdout.contains("grpc-v1 /pkg.Service/Method 0 conn="))
+        let failing = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-v", "-H", ":authority: grpc", "http://\(proxy.outbound)/fail"])
+        #expect(failing.stdout.contains("grpc-status: 13"))
+        // Twenty concurrent streams on one downstream connection share one upstream connection.
+        let many = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-H", ":authority: grpc", "-m", "20", "http://\(proxy.outbound)/many"])
+        #expect(many.status == 0)
+        let lines = many.stdout.split(separator: "\n")
+        #expect(lines.count == 20)
+        #expect(Set(lines).count == 1, "\(Set(lines))")
+        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"grpc\",backend=\"grpc\",code=\"200\"}") == 23)
+        // A request body streams over h2 both ways.
+        let post = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: grpc", "--data-binary", String(repeating: "b", count: 100_000), "http://\(proxy.outbound)/upload"])
+        #expect(post.stdout.hasPrefix("grpc-v1 /upload 100000 conn="))
+    }
+
+    @Test func http1TrailersPassThrough() throws {
         let web = try Upstream("web")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
-        let plain = try curl(["-s", "-i", "--http2-prior-knowledge", "-H", "Host: web", "http://\(proxy.outbound)/"])
-        #expect(plain.stdout.hasPrefix("HTTP/2 200"))
-        #expect(plain.stdout.hasSuffix("\r\n\r\nweb\n"))
-        let trailers = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-v", "-H", ":authority: web", "http://\(proxy.outbound)/trailers"])
-        #expect(trailers.status == 0)
-        #expect(trailers.stdout.contains("grpc-status: 0"))
-        #expect(trailers.stdout.contains("grpc-message: ok"))
-        #expect(trailers.stdout.contains("\nhello\n"))
-        // Several streams on one connection.
-        let many = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-n", "-s", "-H", ":authority: web", "-m", "20", "http://\(proxy.outbound)/"])
-        #expect(many.status == 0)
-        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}") == 22)
-        // POST over h2 streams the body to the HTTP/1.1 upstream.
-        let post = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: web", "--data-binary", String(repeating: "b", count: 100_000), "http://\(proxy.outbound)/upload"])
-        #expect(post.stdout == "web 100000\n")
+        let raw = try curl(["-s", "--raw", "-H", "Host: web", "http://\(proxy.outbound)/trailers"])
+        #expect(raw.stdout == "6\r\nhello\n\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n")
     }
 
     @Test func inboundForwardsHTTPAndOpaqueTCPToTheApp() throws {
