@@ -180,17 +180,25 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init() {}
 
-    /// Joins two relays; what the first one kept is sent on.
+    /// Joins two relays; what either one kept before is sent on.
     static func pair(_ downstream: RelayHandler, _ upstream: RelayHandler) {
         downstream.partner = upstream
         upstream.partner = downstream
-        let early = downstream.early
-        downstream.early = []
-        for data in early { upstream.partnerWrite(data) }
-        upstream.partnerFlush()
-        if downstream.earlyInputClosed { upstream.partnerInputClosed() }
-        if downstream.pendingRead, let context = downstream.context {
-            downstream.pendingRead = false
+        for (from, to) in [(downstream, upstream), (upstream, downstream)] {
+            let early = from.early
+            from.early = []
+            for data in early { to.partnerWrite(data) }
+            to.partnerFlush()
+            if from.earlyInputClosed { to.partnerInputClosed() }
+        }
+        downstream.kickRead()
+        upstream.kickRead()
+    }
+
+    /// Issues a read held while there was no partner.
+    func kickRead() {
+        if pendingRead, let context {
+            pendingRead = false
             context.read()
         }
     }

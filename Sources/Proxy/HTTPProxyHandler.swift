@@ -18,7 +18,7 @@ enum ExchangeEvent: Sendable {
 /// Proxies HTTP exchanges from one downstream HTTP/1.1 connection (or one HTTP/2 stream)
 /// to upstream HTTP/1.1 connections, streaming both bodies with backpressure. Runs entirely
 /// on the connection's event loop; the upstream connections live on the same loop.
-final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -44,6 +44,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
     private var timeout: Scheduled<Void>?
     private var upstreamHead: HTTPRequestHead?
     private var retried = false
+    /// An HTTP/1.1 `Upgrade` (WebSocket …) was asked for and forwarded.
+    private var upgradeRequested = false
+    /// The upstream agreed (101): both connections become an opaque relay after its end.
+    private var switching = false
 
     init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool) {
         self.loop = loop
@@ -180,7 +184,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
 
         // The upstream is spoken to in the protocol the client chose: HTTP/2 stays HTTP/2
         // (gRPC needs it), HTTP/1.x goes as HTTP/1.1.
+        let upgrade = isHTTP2 ? nil : Self.requestedUpgrade(head.headers)
         Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
+        if let upgrade {
+            upgradeRequested = true
+            head.headers.replaceOrAdd(name: "upgrade", value: upgrade)
+            head.headers.replaceOrAdd(name: "connection", value: "upgrade")
+        }
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Answered here, so the client sends its body while the upstream connects.
             head.headers.remove(name: "expect")
@@ -243,7 +253,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         guard let context else { return }
         switch part {
         case .head(var head):
+            if head.status.code == 101 && upgradeRequested {
+                // Switching protocols: pass the 101 on and relay bytes once its end is read.
+                guard machine.responseHead() else { return }
+                status = 101
+                switching = true
+                var switched = head
+                let upgrade = head.headers.first(name: "upgrade")
+                Self.removeHopByHop(&switched.headers, keepChunked: false)
+                if let upgrade { switched.headers.replaceOrAdd(name: "upgrade", value: upgrade) }
+                switched.headers.replaceOrAdd(name: "connection", value: "upgrade")
+                switched.version = responseVersion
+                context.writeAndFlush(wrapOutboundOut(.head(switched)), promise: nil)
+                return
+            }
             if head.status.code < 200 { return }  // 1xx: answered or dropped already
+            // A refused upgrade: the request decoder stopped at the upgrade, so close after.
+            if upgradeRequested { keepAlive = false }
             guard machine.responseHead() else { return }
             status = Int(head.status.code)
             if let endpoint {
@@ -258,6 +284,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
         case .body(let buffer):
             if machine.responseBody() { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
         case .end(let trailers):
+            if switching {
+                // Leave the decoders' call stacks before taking them out of the pipelines.
+                context.eventLoop.assumeIsolated().execute { self.switchToRelay() }
+                return
+            }
             let (write, complete) = machine.responseEnd()
             if write { context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: closePromiseIfNeeded(context, complete: complete)) }
             if complete { finishExchange() }
@@ -432,6 +463,65 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamOwner {
             return
         }
         context.close(promise: nil)
+    }
+
+    // MARK: upgrade
+
+    /// Turns the downstream connection and its upstream connection into an opaque relay:
+    /// the HTTP handlers leave both pipelines, and bytes either decoder read past the
+    /// upgrade are passed on.
+    private func switchToRelay() {
+        guard let context, let upstream else {
+            self.context?.close(promise: nil)
+            return
+        }
+        recordMetrics()
+        timeout?.cancel()
+        timeout = nil
+        if let endpoint {
+            endpoint.latency.outstanding -= 1
+            self.endpoint = nil
+        }
+        self.upstream = nil
+        upstream.handler.owner = nil
+        let downstreamRelay = RelayHandler()
+        let upstreamRelay = RelayHandler()
+        // Decoders leave a pipeline a moment after they are asked to (handing on what they
+        // read past the upgrade first), so the relays pair once every removal is done.
+        var removals: [EventLoopFuture<Void>] = []
+        do {
+            let up = upstream.channel.pipeline.syncOperations
+            try up.addHandler(upstreamRelay)
+            removals.append(up.removeHandler(upstream.handler))
+            if let handler = try? up.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) { removals.append(up.removeHandler(handler)) }
+            if let handler = try? up.handler(type: HTTPRequestEncoder.self) { removals.append(up.removeHandler(handler)) }
+
+            let down = context.pipeline.syncOperations
+            try down.addHandler(downstreamRelay, position: .after(self))
+            if let handler = try? down.handler(type: HTTPServerPipelineHandler.self) { removals.append(down.removeHandler(handler)) }
+            if let handler = try? down.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { removals.append(down.removeHandler(handler)) }
+            if let handler = try? down.handler(type: HTTPResponseEncoder.self) { removals.append(down.removeHandler(handler)) }
+            if let handler = try? down.handler(type: HeaderTimeoutHandler.self) { removals.append(down.removeHandler(handler)) }
+            removals.append(down.removeHandler(context: context))
+        } catch {
+            upstream.channel.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        let downstreamChannel = context.channel
+        EventLoopFuture.andAllComplete(removals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            RelayHandler.pair(downstreamRelay, upstreamRelay)
+            upstream.channel.read()
+            downstreamChannel.read()
+        }
+    }
+
+    /// The protocol an HTTP/1.1 request asks to switch to, when it asks properly
+    /// (`Upgrade` plus `Connection: upgrade`).
+    static func requestedUpgrade(_ headers: HTTPHeaders) -> String? {
+        guard let upgrade = headers.first(name: "upgrade"), !upgrade.isEmpty else { return nil }
+        let asked = headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+        return asked ? upgrade : nil
     }
 
     // MARK: headers

@@ -204,8 +204,13 @@ final class LoopContext: @unchecked Sendable {
             .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    // Encoder and decoder only: headers were sanitised already, and an upgrade
+                    // later takes both out, leaving the decoder's read-ahead to the relay.
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPRequestEncoder(),
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        UpstreamHandler(),
+                    ])
                 }
             }
         if let address = state.socketAddress {
@@ -326,7 +331,7 @@ protocol UpstreamOwner: AnyObject {
 
 /// The last handler of an upstream connection: hands response parts to the owning exchange
 /// and holds reads while the downstream cannot keep up.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart

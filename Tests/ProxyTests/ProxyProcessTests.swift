@@ -206,6 +206,22 @@ import Testing
         #expect(relayed.stdout == "echoed 262144 bytes, then closed\n")
     }
 
+    @Test func upgradeSwitchesToByteForwardingAfter101() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
+        let upgraded = try python("upgrade_client.py", [proxy.outbound, "web"])
+        #expect(upgraded.status == 0, "\(upgraded.stdout) \(upgraded.stderr)")
+        #expect(upgraded.stdout == "HTTP/1.1 101 Switching Protocols\nwelcome from web; echoed 131072 bytes, then closed\n")
+        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"101\"}") == 1)
+        // Through the inbound listener too.
+        let proxyIn = try RunningProxy(config: Self.config([]), app: web.address)
+        let inbound = try python("upgrade_client.py", [proxyIn.inbound, "app"])
+        #expect(inbound.stdout.hasSuffix("echoed 131072 bytes, then closed\n"), "\(inbound.stdout) \(inbound.stderr)")
+        // A refused upgrade is an ordinary answer, and the connection closes after it.
+        let refused = try curl(["-s", "-i", "-H", "Host: web", "-H", "Upgrade: echo", "http://\(proxy.outbound)/"])
+        #expect(refused.stdout.hasPrefix("HTTP/1.1 200 "))
+    }
+
     @Test func expectContinueIsAnsweredAtOnce() throws {
         let web = try Upstream("web")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))

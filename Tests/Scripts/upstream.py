@@ -11,7 +11,11 @@ GET  /bytes?n=N         -> N bytes of 'x', streamed with a content-length
 POST /upload            -> reads the whole body (content-length or chunked), answers its length
 GET  /headers           -> the request headers, one "name: value" a line
 GET  /close             -> answers with connection: close and closes
+GET  /upgrade with Upgrade + Connection: upgrade
+                        -> 101 Switching Protocols, then echoes raw bytes until EOF
+GET  /upgrade without   -> 426
 """
+import socket
 import socketserver
 import sys
 import time
@@ -70,6 +74,27 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         url = urlparse(self.path)
         query = parse_qs(url.query)
+        if url.path == "/upgrade":
+            if "upgrade" not in self.headers.get("connection", "").lower() or not self.headers.get("upgrade"):
+                self.send_plain(426, "upgrade required\n", [("connection", "close")])
+                self.close_connection = True
+                return
+            self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\nx-served-by: %s\r\n\r\n"
+                             % (self.headers["upgrade"].encode(), NAME.encode()))
+            self.wfile.write(b"welcome from " + NAME.encode() + b"\n")
+            self.wfile.flush()
+            self.close_connection = True
+            # Already-buffered bytes first, then the socket itself.
+            pending = self.rfile.peek() if hasattr(self.rfile, "peek") else b""
+            if pending:
+                data = self.rfile.read(len(pending))
+                self.connection.sendall(data)
+            while True:
+                data = self.connection.recv(65536)
+                if not data:
+                    self.connection.shutdown(socket.SHUT_WR)
+                    return
+                self.connection.sendall(data)
         if url.path == "/chunked" or url.path == "/trailers":
             self.send_response(200)
             self.send_header("x-served-by", NAME)
