@@ -28,7 +28,7 @@ public struct WorkloadKey: Sendable {
 
 /// What a workload presents in TLS: its certificate chain (leaf first, then any
 /// intermediates; never the root) and the matching private key.
-public struct WorkloadCredentials: Sendable {
+public struct WorkloadCredentials: Sendable, Equatable {
     public let certificateChain: [Certificate]
     public let privateKey: P256.Signing.PrivateKey
     /// The SPIFFE ID in the leaf's URI SAN.
@@ -50,6 +50,11 @@ public struct WorkloadCredentials: Sendable {
 
     /// When to ask for the next certificate: 70 % into this one's lifetime.
     public var renewalTime: Date { Renewal.renewalTime(for: leaf) }
+
+    /// Same chain and same key: what a reload compares to decide whether to rebuild TLS.
+    public static func == (lhs: WorkloadCredentials, rhs: WorkloadCredentials) -> Bool {
+        lhs.certificateChain == rhs.certificateChain && lhs.privateKey.rawRepresentation == rhs.privateKey.rawRepresentation
+    }
 
     /// Loads `NAME.pem` (leaf, then chain) and `NAME.key` as `eino identity issue` writes them.
     public static func load(certificateFile: String, keyFile: String) throws -> WorkloadCredentials {

@@ -76,6 +76,35 @@ import X509
         #expect(server.handshakes.value.isEmpty)
     }
 
+    @Test func newConnectionsUseTheRotatedCertificateAndBundle() async throws {
+        let first = try Fixture.credentials("web", from: authority)
+        let server = try await TestServer.start(credentials: first, bundle: authority.trustBundle)
+        defer { server.stop() }
+        let clientCredentials = try Fixture.credentials("client", from: authority)
+        let oldClient = try MeshTLSClient(credentials: clientCredentials, trustBundle: authority.trustBundle, applicationProtocols: ["h2"])
+        #expect(try await TestClient.exchange(oldClient, port: server.port, expecting: Fixture.id("web"), message: "a")
+            .serverCertificate == first.leaf)
+
+        // Anchor rotation step 2: both roots everywhere; step 3: the server is re-issued
+        // under the new root.
+        let next = try CertificateAuthority.create(trustDomain: "cluster.local")
+        let widened = authority.trustBundle.adding(next.certificate)
+        let second = try Fixture.credentials("web", from: next)
+        try server.rotate(to: IdentityMaterial(credentials: second, trustBundle: widened))
+
+        let newClient = try MeshTLSClient(credentials: clientCredentials, trustBundle: widened, applicationProtocols: ["h2"])
+        let after = try await TestClient.exchange(newClient, port: server.port, expecting: Fixture.id("web"), message: "b")
+        #expect(after.serverCertificate == second.leaf)
+        #expect(after.echo == "b")
+        // A client still on the old bundle refuses the new certificate: roots must be
+        // added everywhere before anyone is issued from them.
+        await #expect(throws: (any Error).self) {
+            try await TestClient.exchange(oldClient, port: server.port, expecting: Fixture.id("web"), message: "c")
+        }
+        // The server, on the widened bundle, still accepts clients issued by the old root.
+        #expect(server.handshakes.value.map(\.clientIdentity) == [Fixture.id("client"), Fixture.id("client")])
+    }
+
     // MARK: openssl s_client as the peer
 
     @Test func opensslWithAValidClientCertificateGetsThrough() async throws {
@@ -207,28 +236,32 @@ final class TestServer: Sendable {
     let channel: Channel
     let handshakes: Locked<[Handshake]>
     let failures: Locked<[PeerVerificationError]>
+    private let current: Locked<MeshTLSServer>
 
     var port: Int { channel.localAddress!.port! }
 
-    private init(group: MultiThreadedEventLoopGroup, channel: Channel, handshakes: Locked<[Handshake]>, failures: Locked<[PeerVerificationError]>) {
+    private init(
+        group: MultiThreadedEventLoopGroup, channel: Channel, handshakes: Locked<[Handshake]>,
+        failures: Locked<[PeerVerificationError]>, current: Locked<MeshTLSServer>
+    ) {
         self.group = group
         self.channel = channel
         self.handshakes = handshakes
         self.failures = failures
+        self.current = current
     }
 
     static func start(credentials: WorkloadCredentials, bundle: TrustBundle) async throws -> TestServer {
         let handshakes = Locked<[Handshake]>([])
         let failures = Locked<[PeerVerificationError]>([])
-        let tls = try MeshTLSServer(
-            credentials: credentials, trustBundle: bundle, applicationProtocols: MeshTLSTests.alpn,
-            onFailure: { error in failures.withValue { $0.append(error) } })
+        let current = Locked(try makeTLS(IdentityMaterial(credentials: credentials, trustBundle: bundle), failures: failures))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = tls.makeHandler()
+                    // Each connection takes whatever context is current when it is accepted.
+                    let handler = current.value.makeHandler()
                     try channel.pipeline.syncOperations.addHandler(handler)
                     try channel.pipeline.syncOperations.addHandler(EchoOnceHandler(tls: handler) { handshake in
                         handshakes.withValue { $0.append(handshake) }
@@ -236,7 +269,19 @@ final class TestServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return TestServer(group: group, channel: channel, handshakes: handshakes, failures: failures)
+        return TestServer(group: group, channel: channel, handshakes: handshakes, failures: failures, current: current)
+    }
+
+    private static func makeTLS(_ material: IdentityMaterial, failures: Locked<[PeerVerificationError]>) throws -> MeshTLSServer {
+        try MeshTLSServer(
+            credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: MeshTLSTests.alpn,
+            onFailure: { error in failures.withValue { $0.append(error) } })
+    }
+
+    /// Swaps in new credentials and bundle, as a proxy does on rotation.
+    func rotate(to material: IdentityMaterial) throws {
+        let tls = try Self.makeTLS(material, failures: failures)
+        current.withValue { $0 = tls }
     }
 
     /// The refusal callback runs off the event loop; give it a moment to be recorded.
@@ -284,6 +329,7 @@ final class EchoOnceHandler: ChannelInboundHandler {
 enum TestClient {
     struct Result: Sendable {
         var serverIdentity: SPIFFEID?
+        var serverCertificate: Certificate?
         var negotiatedProtocol: String?
         var echo: String
     }
@@ -313,7 +359,7 @@ enum TestClient {
         let tls: NIOSSLClientHandler
         let message: String
         let done: EventLoopPromise<Result>
-        var result = Result(serverIdentity: nil, negotiatedProtocol: nil, echo: "")
+        var result = Result(serverIdentity: nil, serverCertificate: nil, negotiatedProtocol: nil, echo: "")
         var handshook = false
 
         init(tls: NIOSSLClientHandler, message: String, done: EventLoopPromise<Result>) {
@@ -326,6 +372,7 @@ enum TestClient {
             if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent {
                 handshook = true
                 result.serverIdentity = MeshTLS.peerIdentity(of: tls)
+                result.serverCertificate = try? tls.peerCertificate.map { try Certificate(derEncoded: $0.toDERBytes()) }
                 result.negotiatedProtocol = negotiated
                 context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: message)), promise: nil)
             }
