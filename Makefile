@@ -17,10 +17,12 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Tests run the real `eino` binary, so build every product before testing.
+# Tests run the real `eino` binary, so build every product before testing. They run one at
+# a time: many wait on real processes from a thread, and in parallel they would starve the
+# two-thread concurrency pool that TLS certificate verification runs on.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 # Until `eino demo` exists, the main job is validating the example manifests.
 run: build

@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -40,11 +42,20 @@ let package = Package(
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
         ]),
-        .target(name: "ControlPlane", dependencies: ["Manifests", "MeshConfig", "Identity", "Telemetry"]),
+        .target(name: "ControlPlane", dependencies: [
+            "Manifests", "MeshConfig", "Identity", "Telemetry",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .target(name: "EinoCLI", dependencies: [
             "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "eino", dependencies: ["EinoCLI"]),
         // Shared by test targets: runs the built `eino` and real peers.

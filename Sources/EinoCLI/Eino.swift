@@ -9,7 +9,10 @@ public struct Eino: AsyncParsableCommand {
         commandName: "eino",
         abstract: "Eino: a service-mesh sidecar proxy with a small control plane.",
         version: version,
-        subcommands: [ValidateCommand.self, ProxyCommand.self, VersionCommand.self, IdentityCommand.self]
+        subcommands: [
+            ValidateCommand.self, ProxyCommand.self, ControlCommand.self, ApplyCommand.self, GetCommand.self,
+            DeleteCommand.self, IdentityCommand.self, VersionCommand.self,
+        ]
     )
 
     public init() {}

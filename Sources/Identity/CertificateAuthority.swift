@@ -112,19 +112,25 @@ public struct CertificateAuthority: Sendable {
     ///
     /// `notBefore` is set slightly in the past — 5 % of the lifetime, at most one minute — so a
     /// peer whose clock lags a little does not reject a certificate that was just rotated in.
+    ///
+    /// `hostNames` (DNS names or IP addresses) are for servers reached by address rather than
+    /// by SPIFFE ID — the control plane — and are added beside the SPIFFE ID. Workload
+    /// certificates carry none, so no workload can pass a client's host-name check.
     public func issue(
-        _ csr: CertificateSigningRequest, for identity: SPIFFEID,
+        _ csr: CertificateSigningRequest, for identity: SPIFFEID, hostNames: [String] = [],
         lifetime: TimeInterval = defaultLeafLifetime, now: Date = Date()
     ) throws -> Certificate {
         guard lifetime > 0 else { throw IdentityError.badValidity("lifetime must be positive, got \(lifetime) s") }
         let backdate = min(60, lifetime * 0.05)
-        return try issue(csr, for: identity, notBefore: now.addingTimeInterval(-backdate), notAfter: now.addingTimeInterval(lifetime))
+        return try issue(
+            csr, for: identity, hostNames: hostNames,
+            notBefore: now.addingTimeInterval(-backdate), notAfter: now.addingTimeInterval(lifetime))
     }
 
     /// Issues a workload certificate for an explicit validity window (clipped to the root's
     /// own expiry). Tests use it for certificates that are already expired or not yet valid.
     public func issue(
-        _ csr: CertificateSigningRequest, for identity: SPIFFEID, notBefore: Date, notAfter: Date
+        _ csr: CertificateSigningRequest, for identity: SPIFFEID, hostNames: [String] = [], notBefore: Date, notAfter: Date
     ) throws -> Certificate {
         guard identity.trustDomain == trustDomain else {
             throw IdentityError.badCSR("this CA issues for trust domain \(trustDomain), not \(identity.trustDomain)")
@@ -156,7 +162,7 @@ public struct CertificateAuthority: Sendable {
             SubjectKeyIdentifier(hash: csr.publicKey)
             AuthorityKeyIdentifier(keyIdentifier: authorityKeyID)
             // The subject is empty, so RFC 5280 §4.2.1.6 requires the SAN to be critical.
-            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.description)]))
+            Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.description)] + hostNames.map(Self.generalName)))
         }
         return try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: csr.publicKey,
@@ -164,5 +170,18 @@ public struct CertificateAuthority: Sendable {
             issuer: certificate.subject, subject: DistinguishedName(),
             signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions,
             issuerPrivateKey: Certificate.PrivateKey(privateKey))
+    }
+
+    /// An IP address SAN for literal addresses, a DNS name otherwise.
+    private static func generalName(_ host: String) -> GeneralName {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 {
+            return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(withUnsafeBytes(of: &v4) { Array($0) })))
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(withUnsafeBytes(of: &v6) { Array($0) })))
+        }
+        return .dnsName(host)
     }
 }

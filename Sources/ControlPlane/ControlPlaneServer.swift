@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Identity
+import Logging
+import NIOCore
+import NIOSSL
+
+/// `eino control`: the HTTPS API over the store, the CA and (later) the registry.
+public struct ControlPlaneServer: Sendable {
+    public struct Options: Sendable {
+        public var dataDirectory: String
+        public var host: String
+        public var port: Int
+        public var trustDomain: String
+        /// Use this CA instead of DATA_DIR's own (created on first start).
+        public var caDirectory: String?
+        /// Extra DNS names or IP addresses clients may use to reach the control plane.
+        public var serverNames: [String]
+
+        public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 7443, trustDomain: String = "cluster.local",
+                    caDirectory: String? = nil, serverNames: [String] = []) {
+            self.dataDirectory = dataDirectory
+            self.host = host
+            self.port = port
+            self.trustDomain = trustDomain
+            self.caDirectory = caDirectory
+            self.serverNames = serverNames
+        }
+    }
+
+    /// The control plane's own identity in the mesh.
+    public static func identity(trustDomain: String) throws -> SPIFFEID {
+        try SPIFFEID(trustDomain: trustDomain, namespace: "eino-system", serviceAccount: "eino-control")
+    }
+
+    let options: Options
+
+    public init(_ options: Options) {
+        self.options = options
+    }
+
+    /// Serves until SIGTERM or SIGINT. `onReady` receives the bound address once listening.
+    public func run(onReady: @escaping @Sendable (String) -> Void) async throws {
+        let directory = options.dataDirectory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let authority = try loadOrCreateAuthority()
+        let adminToken = try Secrets.loadOrCreateToken(at: URL(fileURLWithPath: directory).appendingPathComponent("admin.token"))
+        let store = try ResourceStore(directory: URL(fileURLWithPath: directory))
+
+        let router = Router(context: ControlRequestContext.self)
+        router.get("/v1/health") { _, _ in Response.json(["status": "ok"]) }
+        let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
+        AdminRoutes.add(to: admin, store: store)
+
+        var logger = Logger(label: "eino.control")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router,
+            server: try .tls(.http1(), tlsConfiguration: try servingTLS(authority)),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "eino-control"),
+            onServerRunning: { channel in
+                onReady(channel.localAddress.map(Self.describe) ?? "\(options.host):\(options.port)")
+            },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    private func loadOrCreateAuthority() throws -> CertificateAuthority {
+        let directory = options.caDirectory ?? options.dataDirectory
+        let certificate = directory + "/" + CertificateAuthority.certificateFileName
+        if FileManager.default.fileExists(atPath: certificate) {
+            return try CertificateAuthority.load(fromDirectory: directory)
+        }
+        guard options.caDirectory == nil else {
+            throw IdentityError.badPEM(path: certificate, problem: "no CA certificate there (--ca-dir)")
+        }
+        let authority = try CertificateAuthority.create(trustDomain: options.trustDomain)
+        try authority.write(toDirectory: directory, replace: false)
+        return authority
+    }
+
+    /// A fresh serving certificate each start, named for every way a client may address us:
+    /// the CLI checks these names, so a workload certificate (SPIFFE URI only) cannot pass
+    /// for the control plane. Client certificates are optional here — the admin API uses
+    /// the bearer token — but when a proxy presents one it must chain to our CA.
+    private func servingTLS(_ authority: CertificateAuthority) throws -> TLSConfiguration {
+        let key = WorkloadKey()
+        var names = ["localhost", "127.0.0.1", "::1"] + options.serverNames
+        if !["0.0.0.0", "::"].contains(options.host) { names.append(options.host) }
+        let identity = try Self.identity(trustDomain: authority.trustDomain)
+        let certificate = try authority.issue(
+            key.certificateSigningRequest(for: identity), for: identity, hostNames: Array(Set(names)).sorted(),
+            lifetime: 365 * 24 * 3600)
+        let credentials = try WorkloadCredentials(certificateChain: [certificate], privateKey: key.privateKey)
+        var configuration = try MeshTLS.serverConfiguration(
+            credentials: credentials, trustBundle: authority.trustBundle, applicationProtocols: ["http/1.1"])
+        configuration.certificateVerification = .optionalVerification
+        return configuration
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v6: "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
+        default: "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+
+/// `eino control --data-dir DIR`: the control plane (CLI.md).
+struct ControlCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control",
+        abstract: "Run the control plane: manifest store, apply API and CA.",
+        discussion: """
+            The first start creates DATA_DIR/ca.pem (the trust anchor), DATA_DIR/ca.key and \
+            DATA_DIR/admin.token (both mode 0600). Prints one line when it listens: \
+            `eino control ready listen=HOST:PORT`. SIGTERM or SIGINT stops it.
+            """)
+
+    @Option(help: "Where state, the CA and the admin token live (env EINO_DATA_DIR).")
+    var dataDir: String = ProcessInfo.processInfo.environment["EINO_DATA_DIR"] ?? "./.eino"
+
+    @Option(help: "HOST:PORT to listen on; port 0 picks a free one.")
+    var listen = "127.0.0.1:7443"
+
+    @Option(help: "Trust domain of the SPIFFE IDs this control plane issues.")
+    var trustDomain = "cluster.local"
+
+    @Option(help: "Use the CA in this directory (ca.pem, ca.key) instead of creating one.")
+    var caDir: String?
+
+    @Option(name: .customLong("server-name"), help: "Another DNS name or IP clients use for the control plane (repeatable).")
+    var serverNames: [String] = []
+
+    func run() async throws {
+        guard let (host, port) = HostPort.parse(listen) else {
+            throw ValidationError("--listen must be HOST:PORT, got \(listen)")
+        }
+        let server = ControlPlaneServer(.init(
+            dataDirectory: dataDir, host: host, port: port, trustDomain: trustDomain, caDirectory: caDir, serverNames: serverNames))
+        do {
+            try await server.run { address in
+                print("eino control ready listen=\(address)")
+                fflush(nil)
+            }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum HostPort {
+    /// `host:port` or `[v6]:port`.
+    static func parse(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}
