@@ -47,6 +47,8 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "EinoCLI", dependencies: [
             "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity",

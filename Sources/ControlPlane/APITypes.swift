@@ -106,4 +106,18 @@ public enum ControlAPI {
         /// Seconds since 1970.
         public var expiresAt: Double
     }
+
+    public struct EndpointRow: Codable, Sendable, Equatable {
+        public var service: String
+        public var namespace: String
+        public var address: String
+        public var identity: String
+        public var labels: [String: String]
+        /// Seconds since 1970 of the last heartbeat.
+        public var lastSeen: Double
+    }
+
+    public struct EndpointList: Codable, Sendable {
+        public var items: [EndpointRow]
+    }
 }

@@ -47,7 +47,26 @@ struct AdminAuthentication: RouterMiddleware {
 
 /// Routes of the admin API: apply, get, delete. See docs/api.md.
 enum AdminRoutes {
-    static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore) {
+    static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, registry: Registry) {
+        group.post("tokens") { request, context -> Response in
+            let body = try await request.decode(as: ControlAPI.TokenRequest.self, context: context)
+            if let problem = Names.serviceProblem(body.service) ?? Names.namespaceProblem(body.namespace) {
+                return .json(ControlAPI.ErrorResponse(error: "bad_request", message: problem), status: .badRequest)
+            }
+            guard (1...30 * 24 * 3600).contains(body.ttlSeconds) else {
+                return .json(ControlAPI.ErrorResponse(error: "bad_request", message: "ttl must be between 1 s and 30 days"), status: .badRequest)
+            }
+            let (token, expiresAt) = try await tokens.create(service: body.service, namespace: body.namespace, ttl: TimeInterval(body.ttlSeconds))
+            return .json(ControlAPI.TokenResponse(token: token, service: body.service, namespace: body.namespace, expiresAt: expiresAt.timeIntervalSince1970))
+        }
+
+        group.get("endpoints") { _, _ -> Response in
+            .json(ControlAPI.EndpointList(items: await registry.all.map {
+                ControlAPI.EndpointRow(service: $0.service.name, namespace: $0.service.namespace, address: $0.address,
+                                       identity: $0.identity, labels: $0.labels, lastSeen: $0.lastSeen.timeIntervalSince1970)
+            }))
+        }
+
         group.post("apply") { request, context -> Response in
             let body = try await request.decode(as: ControlAPI.ApplyRequest.self, context: context)
             var resources: [Resource] = []

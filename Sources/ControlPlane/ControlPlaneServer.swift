@@ -47,11 +47,33 @@ public struct ControlPlaneServer: Sendable {
         let authority = try loadOrCreateAuthority()
         let adminToken = try Secrets.loadOrCreateToken(at: URL(fileURLWithPath: directory).appendingPathComponent("admin.token"))
         let store = try ResourceStore(directory: URL(fileURLWithPath: directory))
+        let tokens = try JoinTokens(directory: URL(fileURLWithPath: directory))
+        let publisher = ConfigPublisher()
+        let registry = Registry()
+        await registry.setOnChange { [registry] in await publisher.publish(services: registry.services(), store: store) }
 
         let router = Router(context: ControlRequestContext.self)
         router.get("/v1/health") { _, _ in Response.json(["status": "ok"]) }
+        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
-        AdminRoutes.add(to: admin, store: store)
+        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry)
+
+        // Every committed store state and every registry change reaches the watchers.
+        let storeChanges = Task {
+            for await _ in await store.watch() {
+                await publisher.publish(services: registry.services(), store: store)
+            }
+        }
+        let expiry = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(registry.heartbeat))
+                await registry.expire()
+            }
+        }
+        defer {
+            storeChanges.cancel()
+            expiry.cancel()
+        }
 
         var logger = Logger(label: "eino.control")
         logger.logLevel = .warning

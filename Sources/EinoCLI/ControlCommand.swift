@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import MeshConfig
 
 /// `eino control --data-dir DIR`: the control plane (CLI.md).
 struct ControlCommand: AsyncParsableCommand {
@@ -29,7 +30,7 @@ struct ControlCommand: AsyncParsableCommand {
     var serverNames: [String] = []
 
     func run() async throws {
-        guard let (host, port) = HostPort.parse(listen) else {
+        guard case .success(let (host, port)) = Endpoint.parseAddress(listen) else {
             throw ValidationError("--listen must be HOST:PORT, got \(listen)")
         }
         let server = ControlPlaneServer(.init(
@@ -43,17 +44,5 @@ struct ControlCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-    }
-}
-
-enum HostPort {
-    /// `host:port` or `[v6]:port`.
-    static func parse(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            return nil
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
     }
 }

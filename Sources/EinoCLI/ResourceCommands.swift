@@ -86,20 +86,20 @@ struct GetCommand: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: "table, yaml or json.")
     var output: Format = .table
 
-    @Argument(help: "trafficsplits, httproutegroups, tcproutes, traffictargets or trafficmirrors.")
+    @Argument(help: "trafficsplits, httproutegroups, tcproutes, traffictargets, trafficmirrors or endpoints.")
     var kind: String
 
     @Argument(help: "A resource name.")
     var name: String?
 
     func validate() throws {
-        if ResourceKind(plural: kind) == nil {
-            throw ValidationError("unknown kind \(kind); kinds: \(ResourceKind.allCases.map(\.plural).joined(separator: ", "))")
+        if ResourceKind(plural: kind) == nil, kind != "endpoints" {
+            throw ValidationError("unknown kind \(kind); kinds: \(ResourceKind.allCases.map(\.plural).joined(separator: ", ")), endpoints")
         }
     }
 
     func run() async throws {
-        let kind = ResourceKind(plural: kind)!
+        guard let kind = ResourceKind(plural: kind) else { return try await showEndpoints() }
         let path = name.map { "/v1/resources/\(kind.plural)/\(namespace ?? "default")/\($0)" }
             ?? "/v1/resources/\(kind.plural)\(namespace.map { "?namespace=\($0)" } ?? "")"
         let list = try await reportingRefusals {
@@ -119,6 +119,24 @@ struct GetCommand: AsyncParsableCommand {
                 return
             }
             for resource in list.items { print(resource.summary) }
+        }
+    }
+}
+
+extension GetCommand {
+    /// `eino get endpoints`: what proxies have registered, from the control plane's registry.
+    func showEndpoints() async throws {
+        let list = try await reportingRefusals {
+            try await ControlClient(control).send(.GET, "/v1/endpoints", as: ControlAPI.EndpointList.self)
+        }
+        let rows = list.items.filter { namespace == nil || $0.namespace == namespace }.filter { name == nil || $0.service == name }
+        switch output {
+        case .json, .yaml:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        case .table:
+            for row in rows { print("\(row.namespace)/\(row.service) \(row.address) \(row.identity)") }
         }
     }
 }

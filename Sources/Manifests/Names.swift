@@ -1,5 +1,15 @@
 /// Kubernetes naming rules, checked without regular expressions.
-enum Names {
+public enum Names {
+    /// Why `name` cannot be a service name (a DNS-1035 label), or nil.
+    public static func serviceProblem(_ name: String) -> String? {
+        dns1035LabelProblem(name).map { "service \($0)" }
+    }
+
+    /// Why `name` cannot be a namespace (a DNS-1123 label), or nil.
+    public static func namespaceProblem(_ name: String) -> String? {
+        dns1123LabelProblem(name).map { "namespace \($0)" }
+    }
+
     /// Why `name` is not a DNS-1123 label (namespaces), or nil when it is one.
     static func dns1123LabelProblem(_ name: String) -> String? {
         labelProblem(name, mustStartWithLetter: false)

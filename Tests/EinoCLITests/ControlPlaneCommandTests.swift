@@ -146,6 +146,83 @@ import Testing
         #expect(try eino(["apply", "-f", "manifests/examples"], url).stdoutLines.allSatisfy { $0.hasSuffix(" unchanged") })
     }
 
+    /// A proxy's way in, with openssl and curl as the proxy: a join token buys exactly one
+    /// certificate for its own service; that certificate then registers and watches.
+    @Test func joinRegisterAndWatch() throws {
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let (control, url) = try startControl()
+        defer { control.terminate() }
+        let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
+        func csr(for service: String) throws {
+            #expect(try EinoProcess.run(openssl, ["ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", "\(dataDir)/\(service).key"]).status == 0)
+            #expect(try EinoProcess.run(openssl, [
+                "req", "-new", "-key", "\(dataDir)/\(service).key", "-subj", "/", "-out", "\(dataDir)/\(service).csr",
+                "-addext", "subjectAltName=URI:spiffe://cluster.local/ns/default/sa/\(service)",
+            ]).status == 0)
+        }
+        func join(_ token: String, _ service: String) throws -> (status: String, body: [String: Any]) {
+            let request = try JSONSerialization.data(withJSONObject: [
+                "token": token, "csr": try String(contentsOfFile: "\(dataDir)/\(service).csr", encoding: .utf8),
+            ])
+            try request.write(to: URL(fileURLWithPath: "\(dataDir)/join.json"))
+            let result = try curl(["-w", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json",
+                                   "--data", "@\(dataDir)/join.json", "\(url)/v1/join"])
+            let body = try JSONSerialization.jsonObject(with: Data((result.stdoutLines.first ?? "").utf8)) as? [String: Any]
+            return (result.stdoutLines.last ?? "", body ?? [:])
+        }
+        func token(_ service: String, ttl: String = "1h") throws -> String {
+            let result = try eino(["token", "create", "--service", service, "--ttl", ttl], url)
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try csr(for: "web")
+        try csr(for: "db")
+
+        // A token for web cannot obtain db, and is used up by trying.
+        let webToken = try token("web")
+        let stolen = try join(webToken, "db")
+        #expect(stolen.status == "403")
+        #expect((stolen.body["message"] as? String)?.contains("asks for URI:spiffe://cluster.local/ns/default/sa/db but the identity is spiffe://cluster.local/ns/default/sa/web") == true)
+        #expect(try join(webToken, "web").body["message"] as? String == "join token already used")
+
+        let fresh = try token("web")
+        let joined = try join(fresh, "web")
+        #expect(joined.status == "200")
+        #expect(joined.body["identity"] as? String == "spiffe://cluster.local/ns/default/sa/web")
+        try (joined.body["certificateChain"] as? String ?? "").write(toFile: "\(dataDir)/web.pem", atomically: true, encoding: .utf8)
+        #expect(try EinoProcess.run(openssl, ["verify", "-CAfile", "\(dataDir)/ca.pem", "\(dataDir)/web.pem"]).stdout == "\(dataDir)/web.pem: OK\n")
+        let again = try join(fresh, "web")
+        #expect(again.status == "401")
+        #expect(again.body["message"] as? String == "join token already used")
+
+        let shortLived = try token("web", ttl: "1s")
+        let expiry = Date().addingTimeInterval(1.05)
+        _ = try poll(timeout: 5, "the token's expiry") { Date() > expiry ? true : nil }
+        #expect(try join(shortLived, "web").body["message"] as? String == "join token expired")
+
+        // Registration and watch need the mesh certificate.
+        let mtls = ["--cert", "\(dataDir)/web.pem", "--key", "\(dataDir)/web.key"]
+        let anonymous = try curl(["-w", "\n%{http_code}", "-X", "POST", "--data", #"{"address":"127.0.0.1:7143"}"#, "\(url)/v1/endpoints"])
+        #expect(anonymous.stdoutLines.last == "401")
+        let watch = try ServerProcess(URL(fileURLWithPath: "/usr/bin/curl"), ["-sS", "-N", "--cacert", "\(dataDir)/ca.pem"] + mtls + ["\(url)/v1/watch"])
+        defer { watch.terminate() }
+        _ = try watch.waitForLine(startingWith: #"{"resources":[],"services":[]"#)
+
+        let registered = try curl(mtls + ["-X", "POST", "-H", "content-type: application/json",
+                                          "--data", #"{"address":"127.0.0.1:7143","labels":{"version":"v1"}}"#, "\(url)/v1/endpoints"])
+        #expect(registered.stdout == #"{"heartbeatSeconds":5}"#)
+        #expect(try eino(["get", "endpoints"], url).stdoutLines == ["default/web 127.0.0.1:7143 spiffe://cluster.local/ns/default/sa/web"])
+        _ = try watch.waitForLine(startingWith: #"{"resources":[],"services":[{"endpoints":[{"host":"127.0.0.1","identity":"spiffe://cluster.local/ns/default/sa/web","labels":{"version":"v1"},"port":7143}]"#)
+
+        #expect(try eino(["apply", "-f", "manifests/examples/canary-split.yaml"], url).status == 0)
+        let update = try poll(timeout: 10, "the split on the watch") { watch.lines.last { $0.contains("web-canary") } }
+        #expect(update.contains(#""backends":[{"service":"web-v1","weight":90},{"service":"web-v2","weight":10}]"#))
+
+        let deleted = try curl(mtls + ["-X", "DELETE", "\(url)/v1/endpoints?address=127.0.0.1:7143"])
+        #expect(deleted.stdout == #"{"deregistered":"127.0.0.1:7143"}"#)
+        #expect(try eino(["get", "endpoints"], url).stdoutLines == [])
+    }
+
     /// `kill -9` while an apply is in flight, 50 times: after each restart the store holds
     /// the state before that apply or after it, whole, and an acknowledged apply is never lost.
     @Test func killDuringAppliesNeverTearsTheStore() throws {

@@ -25,8 +25,15 @@ public enum EinoProcess {
         public var stdout: String
         public var stderr: String
 
-        public var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stdout.hasSuffix("\n") ? 1 : 0).map(String.init) }
-        public var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stderr.hasSuffix("\n") ? 1 : 0).map(String.init) }
+        public var stdoutLines: [String] { Self.lines(stdout) }
+        public var stderrLines: [String] { Self.lines(stderr) }
+
+        /// Lines without their terminators; no output is no lines.
+        static func lines(_ text: String) -> [String] {
+            guard !text.isEmpty else { return [] }
+            return text.split(separator: "\n", omittingEmptySubsequences: false)
+                .dropLast(text.hasSuffix("\n") ? 1 : 0).map(String.init)
+        }
     }
 
     /// Runs `eino` with `arguments` from the repository root and waits for it.
