@@ -41,6 +41,11 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "ControlPlane", dependencies: [
             "Manifests", "MeshConfig", "Identity", "Telemetry",
@@ -77,7 +82,8 @@ let package = Package(
         ]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Manifests"]),
         .testTarget(name: "ProxyTests", dependencies: [
-            "Proxy", "EinoTestSupport",
+            "Proxy", "EinoTestSupport", "Identity", "MeshConfig",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -93,3 +93,14 @@ public func poll<T>(timeout: TimeInterval, _ what: @autoclosure () -> String, _ 
         Thread.sleep(forTimeInterval: 0.01)
     }
 }
+
+/// `poll` for async tests: waits with `Task.sleep`, so the thread stays free for the code
+/// under test.
+public func poll<T>(timeout: TimeInterval, _ what: @autoclosure () -> String, _ condition: () async throws -> T?) async throws -> T {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        if let value = try await condition() { return value }
+        if Date() > deadline { throw PollTimeout(description: "timed out after \(timeout) s waiting for \(what())") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
