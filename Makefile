@@ -2,7 +2,7 @@
 SWIFT ?= swift
 # Build: OpenSSL and nghttp2 headers. Tests: real peers (curl, openssl, nghttp/h2load, wrk)
 # and the CRD checker's Python libraries for /usr/bin/python3.
-APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2
+APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2 iptables iproute2
 
 .PHONY: deps build test run clean
 

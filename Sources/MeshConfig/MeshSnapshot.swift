@@ -7,6 +7,8 @@ public final class MeshSnapshot: Sendable {
     /// This proxy's own service.
     public let identity: ServiceKey
     public let services: [ServiceKey: MeshService]
+    /// Services by virtual IP, for transparently redirected connections.
+    public let servicesByClusterIP: [String: MeshService]
     /// Every input resource, kept for `/config` and for later features (mirrors, policy).
     public let resources: [Resource]
 
@@ -15,6 +17,16 @@ public final class MeshSnapshot: Sendable {
         self.identity = identity
         self.services = services
         self.resources = resources
+        var byIP: [String: MeshService] = [:]
+        for service in services.values {
+            if let ip = service.clusterIP { byIP[ip] = service }
+        }
+        servicesByClusterIP = byIP
+    }
+
+    /// The service whose virtual IP a redirected connection was going to.
+    public func service(forClusterIP ip: String) -> MeshService? {
+        servicesByClusterIP[ip]
     }
 
     /// Resolves a request authority (`Host` or `:authority`) to a service, using this
@@ -30,9 +42,11 @@ public final class MeshSnapshot: Sendable {
     public static func compile(version: UInt64, identity: ServiceKey, services specs: [ServiceSpec], resources: [Resource]) throws -> MeshSnapshot {
         var endpointsByKey: [ServiceKey: [Endpoint]] = [:]
         var labelsByKey: [ServiceKey: [String: String]] = [:]
+        var clusterIPs: [ServiceKey: String] = [:]
         for spec in specs {
             endpointsByKey[spec.key, default: []] += spec.endpoints
             labelsByKey[spec.key] = spec.labels
+            if let ip = spec.clusterIP { clusterIPs[spec.key] = ip }
         }
 
         var routeGroups: [ServiceKey: HTTPRouteGroup] = [:]  // keyed by group name + namespace
@@ -94,7 +108,7 @@ public final class MeshSnapshot: Sendable {
         for split in splits.values { keys.formUnion(split.backends.map(\.service)) }
         var services: [ServiceKey: MeshService] = [:]
         for key in keys {
-            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], split: splits[key])
+            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key], split: splits[key])
         }
         return MeshSnapshot(version: version, identity: identity, services: services, resources: resources)
     }
@@ -123,12 +137,14 @@ public final class MeshService: Sendable {
     public let key: ServiceKey
     public let endpoints: [Endpoint]
     public let labels: [String: String]
+    public let clusterIP: String?
     public let split: CompiledSplit?
 
-    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], split: CompiledSplit?) {
+    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil, split: CompiledSplit?) {
         self.key = key
         self.endpoints = endpoints
         self.labels = labels
+        self.clusterIP = clusterIP
         self.split = split
     }
 

@@ -70,11 +70,15 @@ public struct ServiceSpec: Hashable, Sendable, Codable {
     public var key: ServiceKey
     public var endpoints: [Endpoint]
     public var labels: [String: String]
+    /// The service's virtual IP (a Kubernetes ClusterIP): connections redirected to the
+    /// proxy whose original destination is this address belong to the service.
+    public var clusterIP: String?
 
-    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:]) {
+    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil) {
         self.key = key
         self.endpoints = endpoints
         self.labels = labels
+        self.clusterIP = clusterIP
     }
 }
 

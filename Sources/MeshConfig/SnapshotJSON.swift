@@ -6,6 +6,7 @@ public struct SnapshotDocument: Codable, Sendable, Equatable {
     public struct Service: Codable, Sendable, Equatable {
         public var name: String
         public var namespace: String
+        public var clusterIP: String?
         public var endpoints: [EndpointDocument]
         public var split: Split?
     }
@@ -41,7 +42,7 @@ public struct SnapshotDocument: Codable, Sendable, Equatable {
         identity = snapshot.identity
         services = snapshot.services.values.sorted { $0.key < $1.key }.map { service in
             Service(
-                name: service.key.name, namespace: service.key.namespace,
+                name: service.key.name, namespace: service.key.namespace, clusterIP: service.clusterIP,
                 endpoints: service.endpoints.map { EndpointDocument(address: $0.address, identity: $0.identity, labels: $0.labels) },
                 split: service.split.map { split in
                     Split(name: split.name,

@@ -172,6 +172,12 @@ final class ProxyConfigReader {
         if !valid { report(node, field, "must be a lower-case DNS label (a-z, 0-9, '-'; at most 63), got \"\(value)\"") }
     }
 
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
     func read(_ root: Node) -> StaticProxyConfig? {
         if let kind = root.mapping?["kind"]?.string, kind != StaticProxyConfig.kind {
             report(root.mapping?["kind"], "kind", "the first document must be a \(StaticProxyConfig.kind), got \"\(kind)\"")
@@ -209,7 +215,12 @@ final class ProxyConfigReader {
             var seen: [ServiceKey: Int] = [:]
             for (index, item) in list.enumerated() {
                 let field = "services[\(index)]"
-                guard let service = mapping(item, field, allowed: ["name", "namespace", "endpoints", "labels"]) else { continue }
+                guard let service = mapping(item, field, allowed: ["name", "namespace", "clusterIP", "endpoints", "labels"]) else { continue }
+                var clusterIP = string(service["clusterIP"], "\(field).clusterIP", parent: item, required: false)
+                if let ip = clusterIP, !Self.isIPAddress(ip) {
+                    report(service["clusterIP"], "\(field).clusterIP", "must be an IPv4 or IPv6 address, got \"\(ip)\"")
+                    clusterIP = nil
+                }
                 let name = string(service["name"], "\(field).name", parent: item, required: true)
                 let namespace = string(service["namespace"], "\(field).namespace", parent: item, required: false) ?? "default"
                 dnsLabel(name, service["name"], "\(field).name")
@@ -246,7 +257,7 @@ final class ProxyConfigReader {
                     continue
                 }
                 seen[key] = index
-                config.services.append(ServiceSpec(key: key, endpoints: endpoints, labels: labels(service["labels"], "\(field).labels")))
+                config.services.append(ServiceSpec(key: key, endpoints: endpoints, labels: labels(service["labels"], "\(field).labels"), clusterIP: clusterIP))
             }
         }
         return config

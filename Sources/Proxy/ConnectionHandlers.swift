@@ -96,8 +96,23 @@ final class ProtocolDetectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private var started = false
+
+    /// Begins once the connection is active: an opaque port is forwarded at once (its
+    /// upstream connection must not race the downstream's activation), others get a clock.
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
         if skip {
-            context.eventLoop.assumeIsolated().execute { self.decide(.opaque, context: context) }
+            decide(.opaque, context: context)
             return
         }
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in

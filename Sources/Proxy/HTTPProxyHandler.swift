@@ -49,10 +49,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The upstream agreed (101): both connections become an opaque relay after its end.
     private var switching = false
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool) {
+    /// Where a transparently redirected connection was going, if it was.
+    private let originalIP: String?
+
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil) {
         self.loop = loop
         self.direction = direction
         self.isHTTP2 = isHTTP2
+        self.originalIP = originalIP
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -165,7 +169,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
         case .outbound:
             let authority = head.headers.first(name: "host") ?? ""
-            guard let service = loop.service(forAuthority: authority) else {
+            // The authority names the service; for a redirected connection whose authority
+            // names none (an IP address, say), the virtual IP it was going to does.
+            guard let service = loop.service(forAuthority: authority) ?? originalIP.flatMap({ loop.snapshot?.service(forClusterIP: $0) }) else {
                 routeMetrics = nil
                 answer(.unknownService(unknownName(authority)))
                 return
@@ -204,11 +210,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         lease(target)
     }
 
+    /// The outbound metrics handle for (root service, backend), cached on the backend's
+    /// runtime by root service name so the hot path does one lookup and builds no string.
     private func metricsHandle(_ runtime: ServiceRuntime, service: String, backend: String) -> RouteMetrics {
-        let key = "\(direction.rawValue)|\(service)"
-        if let handle = runtime.metrics[key] { return handle }
+        if let handle = runtime.outboundMetrics[service] { return handle }
         let handle = loop.metrics.route(direction: direction.rawValue, service: service, backend: backend)
-        runtime.metrics[key] = handle
+        runtime.outboundMetrics[service] = handle
         return handle
     }
 

@@ -287,8 +287,8 @@ final class EndpointState {
 final class ServiceRuntime {
     let service: MeshService
     let endpoints: [EndpointState]
-    /// Route metric handles by (direction, backend service name) on this loop.
-    var metrics: [String: RouteMetrics] = [:]
+    /// Outbound route metric handles for this backend, by root service name, on this loop.
+    var outboundMetrics: [String: RouteMetrics] = [:]
 
     init(service: MeshService, endpoints: [EndpointState]) {
         self.service = service

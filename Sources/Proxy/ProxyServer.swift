@@ -212,7 +212,7 @@ public final class ProxyServer: @unchecked Sendable {
             try pipeline.configureHTTPServerPipeline(
                 position: .last, withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false))
+            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, originalIP: original?.ipAddress))
         case .http2:
             // An h2 client's EOF ends the connection (half-closure is for opaque TCP).
             try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
@@ -226,7 +226,7 @@ public final class ProxyServer: @unchecked Sendable {
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                    try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true))
+                    try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, originalIP: original?.ipAddress))
                 }
             }
         case .tls, .opaque:
@@ -247,7 +247,20 @@ public final class ProxyServer: @unchecked Sendable {
                     channel.close(promise: nil)
                     return
                 }
-                target = original
+                // A service's virtual IP: split per connection and balanced over endpoints.
+                // Any other destination is passed through as it is.
+                if let ip = original.ipAddress, let service = loop.snapshot?.service(forClusterIP: ip) {
+                    guard case .service(let key) = service.routeConnection(random: loop.random.next()),
+                          let runtime = loop.runtime(for: key), let endpoint = loop.pickEndpoint(runtime)
+                    else {
+                        loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.noEndpoints.metricCause)
+                        channel.close(promise: nil)
+                        return
+                    }
+                    target = try endpoint.socketAddress ?? SocketAddress.makeAddressResolvingHost(endpoint.endpoint.host, port: endpoint.endpoint.port)
+                } else {
+                    target = original
+                }
             }
             ClientBootstrap(group: channel.eventLoop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -267,3 +267,28 @@ spec:
         #expect(split.backends.map { split.share(of: $0) } == [0.9, 0.1, 0])
     }
 }
+
+@Suite struct ClusterIPTests {
+    @Test func clusterIPsNameServicesAndAreChecked() throws {
+        let text = """
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: client}
+        services:
+        - name: db
+          clusterIP: 10.96.0.10
+          endpoints: [{address: "127.0.0.1:5432"}]
+        - name: cache
+          clusterIP: "fd00::10"
+
+        """
+        let mesh = try snapshot(text)
+        #expect(mesh.service(forClusterIP: "10.96.0.10")?.key == ServiceKey(name: "db"))
+        #expect(mesh.service(forClusterIP: "fd00::10")?.key == ServiceKey(name: "cache"))
+        #expect(mesh.service(forClusterIP: "10.96.0.11") == nil)
+        #expect(mesh.service(forClusterIP: "10.96.0.10")?.routeConnection(random: 1) == .service(ServiceKey(name: "db")))
+        #expect(problems(text.replacingOccurrences(of: "10.96.0.10", with: "db.local")) == [
+            "proxy.yaml:6: ProxyConfig: services[0].clusterIP: must be an IPv4 or IPv6 address, got \"db.local\"",
+        ])
+    }
+}

@@ -107,6 +107,50 @@ final class Upstream {
     var address: String { "127.0.0.1:\(port)" }
 }
 
+/// A network namespace of its own (root only), with loopback up and 10.96.0.0/16 routed
+/// locally, for transparent-interception tests with iptables REDIRECT.
+final class NetworkNamespace {
+    let name = "eino-t-\(UUID().uuidString.prefix(8).lowercased())"
+    private var processes: [Background] = []
+
+    init() throws {
+        try run("/usr/sbin/ip", ["netns", "add", name])
+        try exec(["/usr/sbin/ip", "link", "set", "lo", "up"])
+        try exec(["/usr/sbin/ip", "route", "add", "local", "10.96.0.0/16", "dev", "lo"])
+    }
+
+    /// Sends TCP to 10.96.0.0/16 made inside the namespace to the proxy's outbound port.
+    func redirectClusterIPs(to port: Int) throws {
+        try exec(["/usr/sbin/iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "10.96.0.0/16", "-j", "REDIRECT", "--to-ports", String(port)])
+    }
+
+    /// Runs a command inside to completion.
+    @discardableResult
+    func exec(_ command: [String]) throws -> EinoProcess.Output {
+        try run("/usr/sbin/ip", ["netns", "exec", name] + command)
+    }
+
+    /// Starts a long-running command inside.
+    func start(_ command: [String]) throws -> Background {
+        let process = try Background("/usr/sbin/ip", ["netns", "exec", name] + command)
+        process.killOnDeinit = true
+        processes.append(process)
+        return process
+    }
+
+    @discardableResult
+    private func run(_ executable: String, _ arguments: [String]) throws -> EinoProcess.Output {
+        let output = try EinoProcess.run(URL(fileURLWithPath: executable), arguments)
+        guard output.status == 0 else { throw HarnessError("\(executable) \(arguments.joined(separator: " ")) failed: \(output.stderr)") }
+        return output
+    }
+
+    deinit {
+        for process in processes { process.stop(SIGKILL) }
+        _ = try? EinoProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "del", name])
+    }
+}
+
 /// A python HTTP/2 upstream from Tests/Scripts/h2_upstream.py (gRPC-style trailers).
 final class H2Upstream {
     let process: Background
@@ -131,15 +175,20 @@ final class RunningProxy {
     let inbound: String
     let admin: String
 
-    init(config: String, app: String = "127.0.0.1:9", extra: [String] = []) throws {
+    init(config: String, app: String = "127.0.0.1:9", extra: [String] = [], namespace: NetworkNamespace? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configFile = directory.appendingPathComponent("proxy.yaml")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
-        process = try Background(EinoProcess.binary.path, [
+        let command = [EinoProcess.binary.path,
             "proxy", "--config", configFile.path, "--app", app,
             "--outbound", "127.0.0.1:0", "--inbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-        ] + extra)
+        ] + extra
+        if let namespace {
+            process = try Background("/usr/sbin/ip", ["netns", "exec", namespace.name] + command)
+        } else {
+            process = try Background(command[0], Array(command.dropFirst()))
+        }
         let ready = try process.line(startingWith: "eino proxy ready ")
         var fields: [String: String] = [:]
         for field in ready.split(separator: " ") {

@@ -222,6 +222,35 @@ import Testing
         #expect(refused.stdout.hasPrefix("HTTP/1.1 200 "))
     }
 
+    /// Transparent interception: iptables REDIRECT in a network namespace sends connections
+    /// for service virtual IPs to the outbound listener, which finds the service from
+    /// `SO_ORIGINAL_DST`: opaque TCP is split per connection, HTTP routed by the virtual IP.
+    @Test func redirectedTCPIsSplitPerConnectionAndHTTPRoutedByClusterIP() throws {
+        let namespace = try NetworkNamespace()
+        let python = ["/usr/bin/env", "python3"]
+        let v1 = try namespace.start(python + [scripts.appendingPathComponent("tcp_named.py").path, "db-v1", "0"])
+        let v2 = try namespace.start(python + [scripts.appendingPathComponent("tcp_named.py").path, "db-v2", "0"])
+        let web = try namespace.start(python + [scripts.appendingPathComponent("upstream.py").path, "web", "0"])
+        func port(_ process: Background) throws -> String { String(try process.line(startingWith: "listening ").dropFirst("listening ".count)) }
+        let config = Self.config([("db-v1", ["127.0.0.1:\(try port(v1))"]), ("db-v2", ["127.0.0.1:\(try port(v2))"]), ("db", []), ("web", ["127.0.0.1:\(try port(web))"])],
+                                 manifests: Self.split([("db-v1", 80), ("db-v2", 20)]).replacingOccurrences(of: "service: web", with: "service: db"))
+            .replacingOccurrences(of: "- name: db\n", with: "- name: db\n  clusterIP: 10.96.0.10\n")
+            .replacingOccurrences(of: "- name: web\n", with: "- name: web\n  clusterIP: 10.96.0.20\n")
+        let proxy = try RunningProxy(config: config, namespace: namespace)
+        try namespace.redirectClusterIPs(to: Int(proxy.outbound.split(separator: ":").last!)!)
+
+        // 5432 is an opaque port: no detection, the server speaks first.
+        let tcp = try namespace.exec(python + [scripts.appendingPathComponent("tcp_split_client.py").path, "10.96.0.10:5432", "2000"])
+        struct Counts: Decodable { var served: [String: Int]; var errors: Int }
+        let result = try JSONDecoder().decode(Counts.self, from: Data(tcp.stdout.utf8))
+        #expect(result.errors == 0)
+        #expect((result.served["db-v1"] ?? 0) + (result.served["db-v2"] ?? 0) == 2000)
+        #expect(abs(Double(result.served["db-v1"] ?? 0) / 2000 - 0.8) <= 0.03, "\(result.served)")
+
+        let http = try namespace.exec(["/usr/bin/curl", "-s", "http://10.96.0.20/"])
+        #expect(http.stdout == "web\n")
+    }
+
     @Test func expectContinueIsAnsweredAtOnce() throws {
         let web = try Upstream("web")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
