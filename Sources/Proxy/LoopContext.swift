@@ -22,6 +22,24 @@ final class LoopContext: @unchecked Sendable {
     let app: EndpointState
     /// Set when shutting down: pooled connections are not kept.
     var draining = false
+    /// Downstream connections open on this loop, so a drain that runs out of time can
+    /// close them itself before the loops stop.
+    private var downstream: [ObjectIdentifier: Channel] = [:]
+
+    func track(_ channel: Channel) {
+        let id = ObjectIdentifier(channel)
+        downstream[id] = channel
+        channel.closeFuture.assumeIsolated().whenComplete { [weak self] _ in self?.downstream[id] = nil }
+    }
+
+    /// Closes every downstream connection still open; completes when they are closed.
+    func closeAllDownstream() -> EventLoopFuture<Void> {
+        let closing = downstream.values.map { channel -> EventLoopFuture<Void> in
+            channel.close(promise: nil)
+            return channel.closeFuture
+        }
+        return EventLoopFuture.andAllComplete(closing, on: eventLoop)
+    }
     private var sweeper: RepeatedTask?
 
     init(eventLoop: EventLoop, configuration: ProxyConfiguration) {

@@ -182,6 +182,7 @@ public final class ProxyServer: @unchecked Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!
+                    loop.track(channel)
                     let original = originalDestination(of: channel)
                     let port = original?.port ?? channel.localAddress?.port ?? 0
                     try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler(metrics: loop.metrics, direction: direction.rawValue))
@@ -333,7 +334,8 @@ public final class ProxyServer: @unchecked Sendable {
         drained.whenComplete { _ in finished.succeed(()) }
         deadline.futureResult.whenSuccess { _ in
             self.log("drain timeout reached; closing what is left")
-            finished.succeed(())
+            let closes = self.loops.map { loop in loop.eventLoop.flatSubmit { loop.closeAllDownstream() } }
+            EventLoopFuture.andAllComplete(closes, on: eventLoop).whenComplete { _ in finished.succeed(()) }
         }
         finished.futureResult.whenComplete { _ in
             let admin = self.state.withLockedValue { $0.admin }

@@ -288,6 +288,21 @@ import Testing
         #expect(proxy.process.waitForExit(timeout: 10) == 0)
     }
 
+    @Test func drainTimeoutCutsWhatIsLeftAndStillExitsZero() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]), extra: ["--drain-timeout", "500ms"])
+        let slow = try Background("/usr/bin/curl", ["-s", "-H", "Host: web", "http://\(proxy.outbound)/slow?ms=5000"])
+        #expect(try eventually { try proxy.metric("eino_tcp_open_connections{direction=\"outbound\"}") == 1 })
+        let start = Date()
+        proxy.process.signal(SIGTERM)
+        #expect(proxy.process.waitForExit(timeout: 10) == 0)
+        #expect(Date().timeIntervalSince(start) < 3)
+        // curl: 52, empty reply from server.
+        #expect(slow.waitForExit(timeout: 10) == 52)
+        #expect(proxy.process.stderr.contains("drain timeout reached"))
+        #expect(!proxy.process.stderr.contains("ERROR"))
+    }
+
     @Test func reloadUnderLoadFailsNothingAndRejectsInvalidFiles() throws {
         let v1 = try Upstream("web-v1")
         let v2 = try Upstream("web-v2")
