@@ -251,6 +251,32 @@ import Testing
         #expect(http.stdout == "web\n")
     }
 
+    @Test func silentClientIsForwardedOpaquelyAfterTheDetectionTimeout() throws {
+        // A server-speaks-first app on a port not listed as opaque: detection waits for the
+        // client's first bytes, gives up after --detect-timeout, and relays.
+        let app = try Background("/usr/bin/env", ["python3", scripts.appendingPathComponent("tcp_named.py").path, "db", "0"])
+        app.killOnDeinit = true
+        let port = String(try app.line(startingWith: "listening ").dropFirst("listening ".count))
+        let proxy = try RunningProxy(config: Self.config([]), app: "127.0.0.1:\(port)", extra: ["--detect-timeout", "300ms"])
+        let start = Date()
+        let output = try python("tcp_split_client.py", [proxy.inbound, "3"])
+        #expect(output.stdout == "{\"errors\": 0, \"served\": {\"db\": 3}}\n")
+        #expect(Date().timeIntervalSince(start) >= 0.9)
+    }
+
+    @Test func endpointConnectionLimitAnswersOverloaded() throws {
+        let web = try Upstream("web")
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address])]), extra: ["--max-connections-per-endpoint", "1", "--threads", "1"])
+        let slow = try Background("/usr/bin/curl", ["-s", "-H", "Host: web", "http://\(proxy.outbound)/slow?ms=1500"])
+        #expect(try eventually { try proxy.metric("eino_tcp_open_connections{direction=\"outbound\"}") == 1 })
+        let second = try curl(["-s", "-i", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(second.stdout.hasPrefix("HTTP/1.1 503 "))
+        #expect(headerValue(second.stdout, "eino-error") == "overloaded")
+        #expect(slow.waitForExit(timeout: 10) == 0)
+        // The connection went back to the pool: the next request reuses it.
+        #expect(try curl(["-s", "-H", "Host: web", "http://\(proxy.outbound)/"]).stdout == "web\n")
+    }
+
     @Test func expectContinueIsAnsweredAtOnce() throws {
         let web = try Upstream("web")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
