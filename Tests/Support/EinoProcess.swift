@@ -31,8 +31,9 @@ public enum EinoProcess {
         /// Lines without their terminators; no output is no lines.
         static func lines(_ text: String) -> [String] {
             guard !text.isEmpty else { return [] }
-            return text.split(separator: "\n", omittingEmptySubsequences: false)
-                .dropLast(text.hasSuffix("\n") ? 1 : 0).map(String.init)
+            // "\r\n" is one Character in Swift, so both line ends are matched by isNewline.
+            return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+                .dropLast(text.last?.isNewline == true ? 1 : 0).map(String.init)
         }
     }
 

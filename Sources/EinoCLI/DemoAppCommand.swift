@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MeshConfig
+
+/// `eino demo-app --name v1`: a tiny HTTP app for the demo and for trying splits by hand.
+/// Every answer says which app served it, in the body and in `x-served-by`.
+struct DemoAppCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-app",
+        abstract: "Serve a tiny HTTP app that names itself in every answer.",
+        discussion: "Prints `eino demo-app ready listen=HOST:PORT` once listening.")
+
+    @Option(help: "The name it answers with (e.g. v1).")
+    var name: String
+
+    @Option(help: "HOST:PORT to listen on; port 0 picks a free one.")
+    var listen = "127.0.0.1:8080"
+
+    func run() async throws {
+        guard case .success(let (host, port)) = Endpoint.parseAddress(listen) else {
+            throw ValidationError("--listen must be HOST:PORT, got \(listen)")
+        }
+        let name = self.name
+        let router = Router()
+        router.get("**") { request, _ -> Response in
+            let body = #"{"app":"\#(name)","path":"\#(request.uri.path)"}"# + "\n"
+            return Response(status: .ok, headers: [.contentType: "application/json", HTTPField.Name("x-served-by")!: name],
+                            body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        var logger = Logger(label: "eino.demo-app")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "eino-demo-\(name)"),
+            onServerRunning: { channel in
+                print("eino demo-app ready listen=\(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen)")
+                fflush(nil)
+            },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}

@@ -1,0 +1,218 @@
+import ArgumentParser
+import AsyncHTTPClient
+import ControlPlane
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// `eino demo`: the whole mesh on loopback — control plane, two versions of an app behind
+/// sidecars, a client sidecar — with a 90/10 TrafficSplit applied and the observed split
+/// printed every second. Ctrl-C stops everything.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a control plane, demo apps and sidecars on loopback and show a live traffic split.")
+
+    @Option(help: "Stop after this long (default: run until Ctrl-C).")
+    var duration: DurationArgument?
+
+    @Option(help: "Requests per second sent through the client sidecar.")
+    var rate = 50
+
+    func run() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-demo-\(UUID().uuidString)").path
+        let children = DemoChildren()
+        defer {
+            children.stopAll()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let stop = DemoStop()
+        stop.onSignal { children.stopAll() }
+
+        say("starting the control plane (data in \(directory))")
+        let control = try children.start("control", ["control", "--data-dir", directory, "--listen", "127.0.0.1:0"])
+        let url = "https://" + (try await control.value("listen", after: "eino control ready"))
+        let options = try ControlOptions.parse(["--control", url, "--data-dir", directory])
+
+        var inbound: [String: String] = [:]
+        for version in ["v1", "v2"] {
+            let app = try children.start("app-\(version)", ["demo-app", "--name", version, "--listen", "127.0.0.1:0"])
+            let appAddress = try await app.value("listen", after: "eino demo-app ready")
+            let sidecar = try await startSidecar(service: "web-\(version)", app: appAddress, options: options, children: children)
+            inbound[version] = try await sidecar.value("inbound", after: "eino proxy ready")
+            say("web-\(version): app on \(appAddress), sidecar inbound \(inbound[version]!)")
+        }
+        let client = try await startSidecar(service: "client", app: "127.0.0.1:9", options: options, children: children)
+        let outbound = try await client.value("outbound", after: "eino proxy ready")
+        say("client sidecar: outbound \(outbound)")
+
+        let split = """
+            apiVersion: split.smi-spec.io/v1alpha2
+            kind: TrafficSplit
+            metadata: {name: web-canary}
+            spec:
+              service: web
+              backends:
+              - {service: web-v1, weight: 90}
+              - {service: web-v2, weight: 10}
+            """
+        _ = try await ControlClient(options).send(
+            .POST, "/v1/apply", body: ControlAPI.ApplyRequest(files: [.init(name: "demo-split.yaml", content: split)]),
+            as: ControlAPI.ChangeResponse.self)
+        say("applied TrafficSplit default/web-canary: web → web-v1 90%, web-v2 10%")
+        say("sending \(rate) requests/s to http://web/ through the client sidecar (\(outbound))")
+
+        try await drive(outbound: outbound, stop: stop)
+    }
+
+    private func startSidecar(service: String, app: String, options: ControlOptions, children: DemoChildren) async throws -> DemoChild {
+        let token = try await ControlClient(options).send(
+            .POST, "/v1/tokens", body: ControlAPI.TokenRequest(service: service, namespace: "default", ttlSeconds: 600),
+            as: ControlAPI.TokenResponse.self
+        ).token
+        return try children.start("proxy-\(service)", [
+            "proxy", "--service", service, "--app", app, "--control", options.control, "--join-token", token,
+            "--ca-file", "\(options.dataDir)/ca.pem",
+            "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+        ])
+    }
+
+    /// Sends requests at `rate` per second and prints, every second, who served them.
+    private func drive(outbound: String, stop: DemoStop) async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let started = Date()
+        let end = duration.map { started.addingTimeInterval($0.seconds) }
+        var counts: [String: Int] = [:]
+        var failures: [String: Int] = [:]
+        var total = 0
+        var nextReport = started.addingTimeInterval(1)
+        let interval = 1.0 / Double(max(1, rate))
+        var next = Date()
+        while !stop.requested, end.map({ Date() < $0 }) ?? true {
+            var request = HTTPClientRequest(url: "http://\(outbound)/")
+            request.headers.add(name: "Host", value: "web")
+            do {
+                let response = try await client.execute(request, timeout: .seconds(5))
+                _ = try await response.body.collect(upTo: 1 << 16)
+                if response.status == .ok, let servedBy = response.headers.first(name: "x-served-by") {
+                    counts["web-\(servedBy)", default: 0] += 1
+                } else {
+                    failures[response.headers.first(name: "eino-error") ?? "status \(response.status.code)", default: 0] += 1
+                }
+            } catch {
+                failures["\(error)", default: 0] += 1
+            }
+            total += 1
+            if Date() >= nextReport {
+                report(seconds: Int(Date().timeIntervalSince(started).rounded()), total: total, counts: counts, failures: failures)
+                nextReport = nextReport.addingTimeInterval(1)
+            }
+            next = next.addingTimeInterval(interval)
+            let wait = next.timeIntervalSinceNow
+            if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
+        }
+        try await client.shutdown()
+    }
+
+    private func report(seconds: Int, total: Int, counts: [String: Int], failures: [String: Int]) {
+        let served = counts.values.reduce(0, +)
+        let shares = ["web-v1", "web-v2"].map { name in
+            let share = served == 0 ? 0 : Double(counts[name, default: 0]) * 100 / Double(served)
+            return "\(name) \(String(format: "%5.1f", share))%"
+        }
+        let failed = failures.values.reduce(0, +)
+        let causes = failures.isEmpty ? "" : " (" + failures.map { "\($0.key): \($0.value)" }.sorted().joined(separator: ", ") + ")"
+        say("t=\(seconds)s requests \(total)  \(shares.joined(separator: "  "))  failed \(failed)\(causes)")
+    }
+}
+
+private func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+/// Ctrl-C and SIGTERM: stop sending, then stop the children.
+final class DemoStop: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    var requested: Bool { lock.withLock { flag } }
+
+    func onSignal(_ action: @escaping @Sendable () -> Void) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                lock.withLock { flag = true }
+                action()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// The processes the demo runs: this same `eino` binary in other roles.
+final class DemoChildren: @unchecked Sendable {
+    private let lock = NSLock()
+    private var children: [DemoChild] = []
+
+    func start(_ name: String, _ arguments: [String]) throws -> DemoChild {
+        let child = try DemoChild(name: name, arguments: arguments)
+        lock.withLock { children.append(child) }
+        return child
+    }
+
+    /// SIGTERM to all, newest first, and wait for each (the proxies drain).
+    func stopAll() {
+        let all = lock.withLock { children.reversed() as [DemoChild] }
+        for child in all { child.process.terminate() }
+        for child in all { child.process.waitUntilExit() }
+    }
+}
+
+final class DemoChild: @unchecked Sendable {
+    let name: String
+    let process = Process()
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    init(name: String, arguments: [String]) throws {
+        self.name = name
+        // This very binary, wherever it was started from.
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+        Thread.detachNewThread { [self] in
+            var pending = Data()
+            while case let chunk = output.fileHandleForReading.availableData, !chunk.isEmpty {
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    lock.withLock { lines.append(line) }
+                }
+            }
+        }
+    }
+
+    /// `key=value` from the child's ready line, waiting up to 30 s for it.
+    func value(_ key: String, after prefix: String) async throws -> String {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let line = lock.withLock({ lines.first { $0.hasPrefix(prefix) } }) {
+                for field in line.split(separator: " ") where field.hasPrefix("\(key)=") {
+                    return String(field.dropFirst(key.count + 1))
+                }
+                throw CLIError("\(name) printed no \(key)= in: \(line)")
+            }
+            guard process.isRunning else { throw CLIError("\(name) exited with status \(process.terminationStatus) before it was ready") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw CLIError("\(name) was not ready after 30 s")
+    }
+}
