@@ -21,7 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+<<<<<<< ours
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+=======
+        // Benchmark only (bench/): latency histograms for eino-loadgen.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+>>>>>>> theirs
     ],
     targets: [
         .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -68,6 +73,13 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "eino", dependencies: ["EinoCLI"]),
+        // The benchmark's open-loop load generator (bench/, `make bench`); not part of `eino`.
+        .executableTarget(name: "eino-loadgen", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         // Shared by test targets: runs the built `eino` and real peers.
         .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
