@@ -21,12 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-<<<<<<< ours
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
-=======
         // Benchmark only (bench/): latency histograms for eino-loadgen.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
->>>>>>> theirs
     ],
     targets: [
         .target(name: "Manifests", dependencies: [.product(name: "Yams", package: "Yams")]),

@@ -117,7 +117,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.request == .streaming {
+        // A body being dropped (answered locally, upstream gone) is read as fast as it comes.
+        if machine.request == .streaming && !machine.answeredLocally && machine.upstream != .gone {
             // Hold the downstream while the upstream is not there yet or cannot take more.
             guard let upstream, machine.upstream == .connected, upstream.channel.isWritable else {
                 pendingRead = true
@@ -342,7 +343,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         switch machine.upstreamFailed(connecting: connecting) {
         case .respond(let error): answer(error)
         case .abort: abort()
-        case .none: break
+        case .none: resumeDownstreamReads()
         }
     }
 
@@ -391,6 +392,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if !complete { recordMetrics() }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            resumeDownstreamReads()
         }
         if complete { finishExchange() }
     }
