@@ -298,8 +298,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 return
             }
             let (write, complete) = machine.responseEnd()
-            if write { context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: closePromiseIfNeeded(context, complete: complete)) }
+            let closing = closePromiseIfNeeded(context, complete: complete)
+            // Finish first: writing the end lets HTTP/1 pipelining hand over the next
+            // request at once, and it must find this handler idle.
             if complete { finishExchange() }
+            if write { context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: closing) }
         }
     }
 
@@ -385,16 +388,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         let head = HTTPResponseHead(version: responseVersion, status: HTTPResponseStatus(statusCode: error.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        // As for a proxied response: finish before the end is written (pipelining).
+        if complete { finishExchange() } else if close { recordMetrics() }
         if close {
             let promise = context.eventLoop.makePromise(of: Void.self)
             promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-            if !complete { recordMetrics() }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             resumeDownstreamReads()
         }
-        if complete { finishExchange() }
     }
 
     /// A response is under way and its upstream failed: the only honest signal left is to

@@ -50,6 +50,20 @@ import Testing
         #expect(output.stderr.components(separatedBy: "Re-using existing connection").count - 1 == 2)
         #expect(try proxy.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 1)
         #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}") == 3)
+        // HEAD keeps the length and sends no body; an HTTP/1.0 client gets HTTP/1.0 and a close.
+        let head = try curl(["-s", "-I", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(headerValue(head.stdout, "content-length") == "7")
+        let old = try curl(["-s", "-0", "-i", "-H", "Host: web", "http://\(proxy.outbound)/"])
+        #expect(old.stdout.hasPrefix("HTTP/1.0 200 OK\r\n"))
+        #expect(old.stdout.hasSuffix("\r\n\r\nweb-v1\n"))
+        // Pipelining: both answers, in order, the second closing the connection.
+        let pipelined = try python("pipelined.py", [proxy.outbound, "web"])
+        let answers = pipelined.stdout.components(separatedBy: "HTTP/1.1 200 OK\r\n")
+        #expect(answers.count == 3, "\(pipelined.stdout)")
+        #expect(answers.count == 3 && answers[1].hasSuffix("\r\n\r\nxxx"))
+        #expect(answers.count == 3 && answers[2].contains("connection: close\r\n"))
+        #expect(answers.count == 3 && answers[2].hasSuffix("chunk-4\n\r\n0\r\n\r\n"))
         // Pooled upstream connection: the upstream saw the three requests on few connections,
         // and the answers carry the upstream's own framing, not hop-by-hop headers.
         let headers = try curl(["-s", "-H", "Host: web.default.svc.cluster.local:80", "-H", "Connection: keep-alive, x-private", "-H", "x-private: secret", "http://\(proxy.outbound)/headers"])
