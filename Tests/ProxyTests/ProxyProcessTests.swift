@@ -268,6 +268,29 @@ import Testing
         #expect(http.stdout == "web\n")
     }
 
+    @Test func inboundTLSIsRecognisedAndPassedThroughToTheApp() throws {
+        // Until mTLS terminates here, a TLS ClientHello on the inbound listener is relayed
+        // untouched: the client's TLS session is with the app itself.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = directory.appendingPathComponent("key.pem").path, cert = directory.appendingPathComponent("cert.pem").path
+        let made = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", "/CN=app", "-keyout", key, "-out", cert, "-days", "1"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let probe = try Upstream("probe")
+        let port = probe.port
+        probe.process.stop(SIGKILL)
+        let app = try Background("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-quiet"])
+        app.killOnDeinit = true
+        #expect(eventually { (try? curl(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(port)/"]))?.stdout == "200" })
+        let proxy = try RunningProxy(config: Self.config([]), app: "127.0.0.1:\(port)")
+        let through = try curl(["-sk", "-o", "/dev/null", "-w", "%{http_code} %{ssl_verify_result}", "https://\(proxy.inbound)/"])
+        #expect(through.stdout.hasPrefix("200 "))
+        #expect(try proxy.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
+    }
+
     @Test func silentClientIsForwardedOpaquelyAfterTheDetectionTimeout() throws {
         // A server-speaks-first app on a port not listed as opaque: detection waits for the
         // client's first bytes, gives up after --detect-timeout, and relays.
