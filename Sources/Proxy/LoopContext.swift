@@ -156,6 +156,8 @@ final class LoopContext: @unchecked Sendable {
                     case .failure(let error):
                         promise.fail(error)
                     case .success(let channel):
+                        upstream.streamOpened()
+                        channel.closeFuture.assumeIsolated().whenComplete { _ in upstream.streamClosed() }
                         let handler = try! channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                         let connection = UpstreamConnection(channel: channel, handler: handler, state: state, isStream: true)
                         handler.connection = connection
@@ -280,14 +282,18 @@ final class EndpointState {
         let closing = idle
         idle.removeAll()
         for connection in closing { connection.channel.close(promise: nil) }
-        if let http2, http2.channel.isActive {
-            // Let open streams finish: GOAWAY, then close once they are done.
-            http2.channel.close(mode: .all, promise: nil)
+        if let http2 {
+            // Streams still open finish first; no new ones start on it.
             self.http2 = nil
+            http2.closeWhenIdle()
         }
     }
 
     func closeIdle(olderThan age: TimeAmount, now: NIODeadline) {
+        if let http2, let since = http2.idleSince, now - since >= age {
+            self.http2 = nil
+            http2.closeWhenIdle()
+        }
         guard !idle.isEmpty else { return }
         var kept: [UpstreamConnection] = []
         for connection in idle {
@@ -419,10 +425,33 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 final class HTTP2Upstream {
     let channel: Channel
     let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    private(set) var openStreams = 0
+    /// When the last stream closed; nil while streams are open.
+    private(set) var idleSince: NIODeadline? = .now()
+    private var closing = false
 
     init(channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
         self.channel = channel
         self.multiplexer = multiplexer
+    }
+
+    func streamOpened() {
+        openStreams += 1
+        idleSince = nil
+    }
+
+    func streamClosed() {
+        openStreams -= 1
+        if openStreams == 0 {
+            idleSince = .now()
+            if closing { channel.close(promise: nil) }
+        }
+    }
+
+    /// Closes now if no stream is open, else once the last one closes.
+    func closeWhenIdle() {
+        closing = true
+        if openStreams == 0 { channel.close(promise: nil) }
     }
 }
 

@@ -354,6 +354,17 @@ import Testing
         #expect(proxy.process.waitForExit(timeout: 10) == 0)
     }
 
+    @Test func sigtermLetsAnInFlightHTTP2StreamFinishOnItsSharedUpstream() throws {
+        let grpc = try H2Upstream("grpc-v1")
+        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])]))
+        let call = try Background("/usr/bin/nghttp", ["-H", ":authority: grpc", "http://\(proxy.outbound)/slow"])
+        #expect(try eventually { try proxy.metric("eino_tcp_open_connections{direction=\"outbound\"}") == 1 })
+        proxy.process.signal(SIGTERM)
+        #expect(call.waitForExit(timeout: 10) == 0)
+        #expect(try call.line(startingWith: "grpc-v1") .hasPrefix("grpc-v1 /slow 0 conn="))
+        #expect(proxy.process.waitForExit(timeout: 10) == 0)
+    }
+
     @Test func drainTimeoutCutsWhatIsLeftAndStillExitsZero() throws {
         let web = try Upstream("web")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]), extra: ["--drain-timeout", "500ms"])

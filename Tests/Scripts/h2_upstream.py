@@ -6,11 +6,13 @@ usage: h2_upstream.py NAME   (prints "listening PORT" once ready; needs python3-
 Every request is answered 200 with headers x-served-by: NAME and content-type
 application/grpc, a body "NAME PATH BYTES conn=N\n" (BYTES = request body length, N = the
 serial number of the TCP connection it came on), and trailers
-grpc-status: 0, grpc-message: ok. The path /fail answers grpc-status 13 in the trailers.
+grpc-status: 0, grpc-message: ok. The path /fail answers grpc-status 13 in the trailers;
+/slow answers after one second (other streams are served meanwhile).
 """
 import socket
 import sys
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -24,9 +26,20 @@ def serve(sock, serial):
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     streams = {}
+    delayed = []  # (due, stream_id, state)
+    sock.settimeout(0.05)
     while True:
+        now = time.time()
+        for item in [d for d in delayed if d[0] <= now]:
+            delayed.remove(item)
+            respond(conn, item[1], item[2], serial, delayed, now=True)
+        if delayed:
+            sock.sendall(conn.data_to_send())
         try:
             data = sock.recv(65536)
+        except socket.timeout:
+            sock.sendall(conn.data_to_send())
+            continue
         except OSError:
             return
         if not data:
@@ -37,21 +50,24 @@ def serve(sock, serial):
                 headers = dict((k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v) for k, v in event.headers)
                 streams[event.stream_id] = [headers.get(":path", "/"), 0]
                 if event.stream_ended:
-                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial)
+                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial, delayed)
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 if event.stream_id in streams:
                     streams[event.stream_id][1] += len(event.data)
                 if event.stream_ended and event.stream_id in streams:
-                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial)
+                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial, delayed)
             elif isinstance(event, h2.events.StreamEnded):
                 if event.stream_id in streams:
-                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial)
+                    respond(conn, event.stream_id, streams.pop(event.stream_id), serial, delayed)
         sock.sendall(conn.data_to_send())
 
 
-def respond(conn, stream_id, state, serial):
+def respond(conn, stream_id, state, serial, delayed, now=False):
     path, size = state
+    if path == "/slow" and not now:
+        delayed.append((time.time() + 1.0, stream_id, state))
+        return
     body = ("%s %s %d conn=%d\n" % (NAME, path, size, serial)).encode()
     conn.send_headers(stream_id, [(":status", "200"), ("x-served-by", NAME), ("content-type", "application/grpc")])
     conn.send_data(stream_id, body)
