@@ -132,7 +132,7 @@ struct ProxyCommand: ParsableCommand {
             ports = try server.start()
         } catch {
             FileHandle.standardError.write(Data("eino proxy: cannot start:\n\(error)\n".utf8))
-            throw ExitCode(1)
+            exit(keeping: server, code: 1)
         }
         let signals = DispatchQueue(label: "eino.proxy.signals")
         var sources: [DispatchSourceSignal] = []
@@ -152,12 +152,15 @@ struct ProxyCommand: ParsableCommand {
         fflush(nil)
         server.waitUntilStopped()
         FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
-        // Exit here, with the server still referenced: its teardown would touch event loops
-        // that are already shut down.
-        withExtendedLifetime((server, sources)) {
-            fflush(nil)
-            Foundation.exit(0)
-        }
+        withExtendedLifetime(sources) {}
+        exit(keeping: server, code: 0)
+    }
+
+    /// Exits with the server still referenced: its teardown would touch event loops that
+    /// are shut down (or, after a failed start, promises nobody completed).
+    private func exit(keeping server: ProxyServer, code: Int32) -> Never {
+        withExtendedLifetime(server) { fflush(nil) }
+        Foundation.exit(code)
     }
 
     private func describe(_ address: SocketAddress) -> String {

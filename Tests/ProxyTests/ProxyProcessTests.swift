@@ -412,6 +412,25 @@ import Testing
         #expect(after.stdout == "web-v1\n")
     }
 
+    @Test func anInvalidFileStopsTheStartWithEveryProblem() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("proxy.yaml")
+        try Self.config([("web", ["127.0.0.1"]), ("db", ["127.0.0.1:99999"])]).write(to: file, atomically: true, encoding: .utf8)
+        let output = try EinoProcess.eino(["proxy", "--config", file.path, "--app", "127.0.0.1:1",
+                                           "--outbound", "127.0.0.1:0", "--inbound", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        #expect(output.status == 1)
+        #expect(output.stdout == "")
+        #expect(output.stderrLines == [
+            "eino proxy: cannot start:",
+            "\(file.path):7: ProxyConfig: services[0].endpoints[0].address: expected host:port, got \"127.0.0.1\"",
+            "\(file.path):10: ProxyConfig: services[1].endpoints[0].address: port must be a number from 0 to 65535, got \"99999\"",
+        ])
+        let usage = try EinoProcess.eino(["proxy", "--app", "127.0.0.1:1"])
+        #expect(usage.status == 2)
+    }
+
     @Test func fileChangeReloadsAndAdminEndpointsAnswer() throws {
         let v1 = try Upstream("web-v1")
         let v2 = try Upstream("web-v2")
