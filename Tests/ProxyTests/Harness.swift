@@ -6,9 +6,14 @@ import Testing
 /// so a test can wait (with a deadline, never a fixed sleep) for the line saying it is ready.
 final class Background: @unchecked Sendable {
     let process = Process()
-    private let lock = NSLock()
-    private var lines: [String] = []
-    private var errorText = ""
+    /// What the reader threads collect. They hold this, not the `Background`, so dropping
+    /// the `Background` still runs its deinit (which stops the process).
+    private final class Collected: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+        var errorText = ""
+    }
+    private let collected = Collected()
     private let outPipe = Pipe()
     private let errPipe = Pipe()
 
@@ -21,7 +26,8 @@ final class Background: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let out = outPipe.fileHandleForReading
-        Thread.detachNewThread { [self] in
+        let collected = self.collected
+        Thread.detachNewThread {
             var pending = Data()
             while true {
                 let chunk = out.availableData
@@ -30,28 +36,30 @@ final class Background: @unchecked Sendable {
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
                     pending.removeSubrange(pending.startIndex...newline)
-                    lock.withLock { lines.append(line) }
+                    collected.lock.withLock { collected.lines.append(line) }
                 }
             }
         }
         let err = errPipe.fileHandleForReading
-        Thread.detachNewThread { [self] in
+        Thread.detachNewThread {
             while true {
                 let chunk = err.availableData
                 if chunk.isEmpty { break }
-                lock.withLock { errorText += String(decoding: chunk, as: UTF8.self) }
+                collected.lock.withLock { collected.errorText += String(decoding: chunk, as: UTF8.self) }
             }
         }
     }
 
-    var stderr: String { lock.withLock { errorText } }
+    private var lock: NSLock { collected.lock }
+
+    var stderr: String { lock.withLock { collected.errorText } }
     var pid: Int32 { process.processIdentifier }
 
     /// The first stdout line starting with `prefix`, waiting up to `timeout` seconds.
     func line(startingWith prefix: String, timeout: Double = 20) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let found = lock.withLock({ lines.first { $0.hasPrefix(prefix) } }) { return found }
+            if let found = lock.withLock({ collected.lines.first { $0.hasPrefix(prefix) } }) { return found }
             if !process.isRunning { break }
             usleep(5_000)
         }
