@@ -24,10 +24,9 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
-# Until `eino demo` exists, the main job is validating the example manifests.
+# The main job: the whole mesh on loopback with a live 90/10 split (Ctrl-C stops it).
 run: build
-	@echo "eino demo is not built yet; validating manifests/examples instead:"
-	$(SWIFT) run --skip-build eino validate manifests/examples
+	$(SWIFT) run --skip-build eino demo
 
 clean:
 	rm -rf .build

@@ -25,11 +25,13 @@ struct DemoAppCommand: AsyncParsableCommand {
         }
         let name = self.name
         let router = Router()
-        router.get("**") { request, _ -> Response in
+        let answer: @Sendable (Request, BasicRequestContext) -> Response = { request, _ in
             let body = #"{"app":"\#(name)","path":"\#(request.uri.path)"}"# + "\n"
             return Response(status: .ok, headers: [.contentType: "application/json", HTTPField.Name("x-served-by")!: name],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
+        router.get("/", use: answer)
+        router.get("**", use: answer)
         var logger = Logger(label: "eino.demo-app")
         logger.logLevel = .warning
         let app = Application(

@@ -21,7 +21,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-demo-\(UUID().uuidString)").path
-        let children = DemoChildren()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let children = DemoChildren(logDirectory: directory)
         defer {
             children.stopAll()
             try? FileManager.default.removeItem(atPath: directory)
@@ -29,7 +30,7 @@ struct DemoCommand: AsyncParsableCommand {
         let stop = DemoStop()
         stop.onSignal { children.stopAll() }
 
-        say("starting the control plane (data in \(directory))")
+        say("starting the control plane; data and logs in \(directory)")
         let control = try children.start("control", ["control", "--data-dir", directory, "--listen", "127.0.0.1:0"])
         let url = "https://" + (try await control.value("listen", after: "eino control ready"))
         let options = try ControlOptions.parse(["--control", url, "--data-dir", directory])
@@ -60,6 +61,7 @@ struct DemoCommand: AsyncParsableCommand {
             .POST, "/v1/apply", body: ControlAPI.ApplyRequest(files: [.init(name: "demo-split.yaml", content: split)]),
             as: ControlAPI.ChangeResponse.self)
         say("applied TrafficSplit default/web-canary: web → web-v1 90%, web-v2 10%")
+        try await waitForSplit(outbound: outbound)
         say("sending \(rate) requests/s to http://web/ through the client sidecar (\(outbound))")
 
         try await drive(outbound: outbound, stop: stop)
@@ -75,6 +77,24 @@ struct DemoCommand: AsyncParsableCommand {
             "--ca-file", "\(options.dataDir)/ca.pem",
             "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
         ])
+    }
+
+    /// Waits until the client sidecar has the split (a request to web gets an answer), so
+    /// the figures count only traffic the split governs.
+    private func waitForSplit(outbound: String) async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = client.shutdown() as EventLoopFuture<Void> }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            var request = HTTPClientRequest(url: "http://\(outbound)/")
+            request.headers.add(name: "Host", value: "web")
+            if let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
+               response.headers.first(name: "x-served-by") != nil {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CLIError("the client sidecar did not route web within 30 s")
     }
 
     /// Sends requests at `rate` per second and prints, every second, who served them.
@@ -158,8 +178,14 @@ final class DemoChildren: @unchecked Sendable {
     private let lock = NSLock()
     private var children: [DemoChild] = []
 
+    let logDirectory: String
+
+    init(logDirectory: String) {
+        self.logDirectory = logDirectory
+    }
+
     func start(_ name: String, _ arguments: [String]) throws -> DemoChild {
-        let child = try DemoChild(name: name, arguments: arguments)
+        let child = try DemoChild(name: name, arguments: arguments, log: "\(logDirectory)/\(name).log")
         lock.withLock { children.append(child) }
         return child
     }
@@ -178,14 +204,15 @@ final class DemoChild: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []
 
-    init(name: String, arguments: [String]) throws {
+    init(name: String, arguments: [String], log: String) throws {
         self.name = name
         // This very binary, wherever it was started from.
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.standardError
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         Thread.detachNewThread { [self] in
             var pending = Data()

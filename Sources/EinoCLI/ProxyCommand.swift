@@ -1,10 +1,12 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import MeshConfig
 import NIOCore
 import Proxy
 
-/// `eino proxy`: the sidecar, in static mode (`--config FILE`).
+/// `eino proxy`: the sidecar, in static mode (`--config FILE`) or fed by a control plane
+/// (`--control URL --join-token T --ca-file PEM`).
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
@@ -12,8 +14,11 @@ struct ProxyCommand: ParsableCommand {
         discussion: """
         Static mode: --config FILE names a multi-document YAML file whose first document is a \
         proxy.eino.dev/v1alpha1 ProxyConfig (identity, services and endpoints) followed by SMI / Eino \
-        manifests. SIGHUP or a change to the file reloads it; SIGTERM or POST /shutdown drains and exits 0. \
-        Every listener accepts port 0; the bound ports are printed on one line once ready.
+        manifests. SIGHUP or a change to the file reloads it. Control-plane mode: --control URL with \
+        --service, a join token and --ca-file; the proxy obtains its certificate, registers its inbound \
+        address (--advertise, default the bound inbound address) and follows the config the control plane \
+        streams, keeping the last one while the control plane is away. SIGTERM or POST /shutdown drains \
+        and exits 0. Every listener accepts port 0; the bound ports are printed on one line once ready.
         """
     )
 
@@ -38,8 +43,23 @@ struct ProxyCommand: ParsableCommand {
     @Option(help: "Admin listener, HOST:PORT.")
     var admin: String = "127.0.0.1:7191"
 
-    @Option(help: "Control plane URL (not available yet: use --config).")
-    var control: String?
+    @Option(name: .customLong("control"), help: "Control plane URL, e.g. https://127.0.0.1:7443 (env EINO_CONTROL).")
+    var controlFlag: String?
+
+    @Option(name: .customLong("join-token"), help: "One-use join token from `eino token create` (env EINO_JOIN_TOKEN).")
+    var joinTokenFlag: String?
+
+    var control: String? { controlFlag ?? ProcessInfo.processInfo.environment["EINO_CONTROL"] }
+    var joinToken: String? { joinTokenFlag ?? ProcessInfo.processInfo.environment["EINO_JOIN_TOKEN"] }
+
+    @Option(name: .customLong("join-token-file"), help: "File holding the join token.")
+    var joinTokenFile: String?
+
+    @Option(name: .customLong("ca-file"), help: "The control plane's trust anchor (its ca.pem).")
+    var caFile: String?
+
+    @Option(help: "HOST:PORT other proxies reach this one's inbound listener at (default: the bound inbound address).")
+    var advertise: String?
 
     @Option(name: .customLong("opaque-ports"), help: "Comma-separated ports forwarded as opaque TCP without protocol detection.")
     var opaquePorts: String = "25,587,3306,4444,5432,6379,9300,11211"
@@ -75,10 +95,16 @@ struct ProxyCommand: ParsableCommand {
     var watchInterval: String = "1s"
 
     func validate() throws {
-        if control != nil && config == nil {
-            throw ValidationError("--control is not available yet; run in static mode with --config FILE")
+        switch (config, control) {
+        case (nil, nil): throw ValidationError("give --config FILE (static mode) or --control URL (control-plane mode)")
+        case (.some, .some): throw ValidationError("--config and --control exclude each other")
+        case (nil, .some):
+            if service == nil { throw ValidationError("--control needs --service") }
+            if joinToken == nil && joinTokenFile == nil { throw ValidationError("--control needs --join-token or --join-token-file") }
+            if caFile == nil { throw ValidationError("--control needs --ca-file (the control plane's ca.pem)") }
+            if let advertise, ListenAddress.parse(advertise) == nil { throw ValidationError("--advertise must be HOST:PORT, got \"\(advertise)\"") }
+        case (.some, nil): break
         }
-        if config == nil { throw ValidationError("--config FILE is required (static mode)") }
         for (name, value) in [("--app", app), ("--outbound", outbound), ("--inbound", inbound), ("--admin", admin)] {
             if ListenAddress.parse(value) == nil { throw ValidationError("\(name) must be HOST:PORT, got \"\(value)\"") }
         }
@@ -103,7 +129,7 @@ struct ProxyCommand: ParsableCommand {
     }
 
     func run() throws {
-        var options = ProxyConfiguration(app: ListenAddress.parse(app)!, configPath: config!)
+        var options = ProxyConfiguration(app: ListenAddress.parse(app)!, configPath: config)
         options.outbound = ListenAddress.parse(outbound)!
         options.inbound = ListenAddress.parse(inbound)!
         options.admin = ListenAddress.parse(admin)!
@@ -148,18 +174,51 @@ struct ProxyCommand: ParsableCommand {
             source.resume()
             sources.append(source)
         }
+        let link = try control.map { try startControlLink($0, server: server, inbound: ports.inbound) }
         print("eino proxy ready outbound=\(describe(ports.outbound)) inbound=\(describe(ports.inbound)) admin=\(describe(ports.admin))")
         fflush(nil)
         server.waitUntilStopped()
+        link?.stop()
         FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
         withExtendedLifetime(sources) {}
         exit(keeping: server, code: 0)
     }
 
+    /// Control-plane mode: join, register, follow the config stream. Runs beside the proxy;
+    /// a refused join token stops the proxy, since it can never obtain an identity.
+    private func startControlLink(_ url: String, server: ProxyServer, inbound: SocketAddress) throws -> RunningLink {
+        var token = joinToken ?? ""
+        if let joinTokenFile {
+            guard let data = FileManager.default.contents(atPath: joinTokenFile) else {
+                throw ValidationError("cannot read --join-token-file \(joinTokenFile)")
+            }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var address = advertise ?? describe(inbound)
+        if advertise == nil, let port = inbound.port, ["0.0.0.0", "::"].contains(inbound.ipAddress ?? "") {
+            address = "127.0.0.1:\(port)"
+        }
+        let identity = ServiceKey(name: service!, namespace: namespace ?? "default")
+        let link = ControlLink(
+            .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address),
+            onIdentity: { _ in },
+            onConfig: { update in server.apply(update, identity: identity) },
+            log: { message in FileHandle.standardError.write(Data("eino proxy: \(message)\n".utf8)) })
+        let task = Task {
+            do {
+                try await link.run()
+            } catch {
+                FileHandle.standardError.write(Data("eino proxy: \(error)\n".utf8))
+                server.shutdown(reason: "no identity")
+            }
+        }
+        return RunningLink(link: link, task: task)
+    }
+
     /// Exits with the server still referenced: its teardown would touch event loops that
     /// are shut down (or, after a failed start, promises nobody completed).
     private func exit(keeping server: ProxyServer, code: Int32) -> Never {
-        withExtendedLifetime(server) { fflush(nil) }
+        _ = withExtendedLifetime(server) { fflush(nil) }
         Foundation.exit(code)
     }
 
@@ -167,5 +226,21 @@ struct ProxyCommand: ParsableCommand {
         let ip = address.ipAddress ?? "?"
         let port = address.port ?? 0
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
+
+/// The control link of a running proxy; `stop` deregisters so callers stop picking it.
+struct RunningLink {
+    let link: ControlLink
+    let task: Task<Void, Never>
+
+    func stop() {
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await link.deregister()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 2)
+        task.cancel()
     }
 }

@@ -28,9 +28,12 @@ public final class ControlLink: Sendable {
         /// `host:port` other proxies reach this one's inbound listener at.
         public var advertise: String
         public var labels: [String: String]
+        /// Longest wait between retries (jittered); tests shorten it.
+        public var maxBackoff: Double
 
         public init(url: String, caFile: String, joinToken: String, service: String, namespace: String,
-                    advertise: String, labels: [String: String] = [:]) {
+                    advertise: String, labels: [String: String] = [:], maxBackoff: Double = 30) {
+            self.maxBackoff = maxBackoff
             self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
             self.caFile = caFile
             self.joinToken = joinToken
@@ -86,7 +89,7 @@ public final class ControlLink: Sendable {
     private func join() async throws -> IdentityMaterial {
         let key = WorkloadKey()
         let identity = try SPIFFEID(trustDomain: try trustDomain(), namespace: options.namespace, serviceAccount: options.service)
-        var backoff = Backoff()
+        var backoff = Backoff(limit: options.maxBackoff)
         while true {
             do {
                 let request = ControlWire.JoinRequest(token: options.joinToken, csr: try csr(key, for: identity))
@@ -105,7 +108,7 @@ public final class ControlLink: Sendable {
     }
 
     private func renewLoop() async {
-        var backoff = Backoff()
+        var backoff = Backoff(limit: options.maxBackoff)
         while !Task.isCancelled {
             guard let current = material.withLockedValue({ $0 }) else { return }
             let wait = current.credentials.renewalTime.timeIntervalSinceNow
@@ -117,7 +120,7 @@ public final class ControlLink: Sendable {
                 let renewed = try Self.material(reply, key: key)
                 material.withLockedValue { $0 = renewed }
                 onIdentity(renewed)
-                backoff = Backoff()
+                backoff = Backoff(limit: options.maxBackoff)
                 log("certificate renewed; valid until \(renewed.credentials.leaf.notValidAfter)")
             } catch {
                 log("renew: \(error); retrying in \(backoff.description)")
@@ -129,13 +132,13 @@ public final class ControlLink: Sendable {
     // MARK: Registry and config
 
     private func registerLoop() async {
-        var backoff = Backoff()
+        var backoff = Backoff(limit: options.maxBackoff)
         while !Task.isCancelled {
             do {
                 let reply = try await call(
                     .POST, "/v1/endpoints", body: ControlWire.Registration(address: options.advertise, labels: options.labels),
                     mutualTLS: true, as: ControlWire.RegistrationReply.self)
-                backoff = Backoff()
+                backoff = Backoff(limit: options.maxBackoff)
                 try? await Task.sleep(for: .seconds(max(0.2, reply.heartbeatSeconds)))
             } catch {
                 log("register: \(error); retrying in \(backoff.description)")
@@ -145,10 +148,10 @@ public final class ControlLink: Sendable {
     }
 
     private func watchLoop() async {
-        var backoff = Backoff()
+        var backoff = Backoff(limit: options.maxBackoff)
         while !Task.isCancelled {
             do {
-                try await watchOnce { backoff = Backoff() }
+                try await watchOnce { backoff = Backoff(limit: options.maxBackoff) }
                 log("watch: the control plane closed the stream; reconnecting")
             } catch {
                 log("watch: \(error); keeping config in force, retrying in \(backoff.description)")
@@ -273,14 +276,19 @@ public final class ControlLink: Sendable {
     }
 }
 
-/// Exponential backoff from 0.5 s to 30 s with ±50 % jitter, so proxies that lost the
-/// control plane together do not return in one herd.
+/// Exponential backoff from 0.5 s up to `limit` with ±50 % jitter, so proxies that lost
+/// the control plane together do not return in one herd.
 struct Backoff: CustomStringConvertible {
+    let limit: Double
     private var next: Double = 0.5
+
+    init(limit: Double) {
+        self.limit = limit
+    }
 
     mutating func wait() async throws {
         let delay = next * Double.random(in: 0.5...1.5)
-        next = min(next * 2, 30)
+        next = min(next * 2, limit)
         try await Task.sleep(for: .seconds(delay))
     }
 

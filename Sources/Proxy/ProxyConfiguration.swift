@@ -8,8 +8,9 @@ public struct ProxyConfiguration: Sendable {
     public var admin: ListenAddress = .init(host: "127.0.0.1", port: 7191)
     /// The application beside the proxy: where inbound traffic goes.
     public var app: ListenAddress
-    /// Static config file; reloaded on SIGHUP and when it changes.
-    public var configPath: String
+    /// Static config file; reloaded on SIGHUP and when it changes. Nil in control-plane mode,
+    /// where configs arrive through `ProxyServer.apply(_:)`.
+    public var configPath: String?
     /// Overrides the identity in the file when set.
     public var service: String?
     public var namespace: String?
@@ -31,7 +32,7 @@ public struct ProxyConfiguration: Sendable {
     /// How often the config file is checked for changes; nil disables watching.
     public var watchInterval: TimeAmount? = .seconds(1)
 
-    public init(app: ListenAddress, configPath: String) {
+    public init(app: ListenAddress, configPath: String?) {
         self.app = app
         self.configPath = configPath
     }

@@ -63,9 +63,11 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Loads the config and binds the listeners. Throws the config problems or a bind error.
     public func start() throws -> BoundPorts {
-        switch loadConfig() {
-        case .success(let snapshot): install(snapshot)
-        case .failure(let problems): throw problems
+        if configuration.configPath != nil {
+            switch loadConfig() {
+            case .success(let snapshot): install(snapshot)
+            case .failure(let problems): throw problems
+            }
         }
         let admin = try AdminServer.bind(server: self, host: configuration.admin.host, port: configuration.admin.port, group: group).wait()
         let outbound = try bindListener(.outbound, configuration.outbound, quiescing: outboundQuiescing).wait()
@@ -95,8 +97,9 @@ public final class ProxyServer: @unchecked Sendable {
     // MARK: config
 
     private func loadConfig() -> Result<MeshSnapshot, StaticProxyConfig.Problems> {
-        let stamp = FileStamp(path: configuration.configPath)
-        switch StaticProxyConfig.load(path: configuration.configPath) {
+        guard let configPath = configuration.configPath else { return .failure(.init([])) }
+        let stamp = FileStamp(path: configPath)
+        switch StaticProxyConfig.load(path: configPath) {
         case .failure(let problems):
             state.withLockedValue { $0.fileStamp = stamp }
             return .failure(problems)
@@ -105,7 +108,7 @@ public final class ProxyServer: @unchecked Sendable {
                 name: configuration.service ?? config.identity?.name ?? "",
                 namespace: configuration.namespace ?? config.identity?.namespace ?? "default")
             guard !identity.name.isEmpty else {
-                return .failure(.init([.init(file: configuration.configPath, line: 1, resource: StaticProxyConfig.kind, field: "identity.service", message: "required (or pass --service)")]))
+                return .failure(.init([.init(file: configPath, line: 1, resource: StaticProxyConfig.kind, field: "identity.service", message: "required (or pass --service)")]))
             }
             let version = state.withLockedValue { state -> UInt64 in
                 state.fileStamp = stamp
@@ -115,7 +118,7 @@ public final class ProxyServer: @unchecked Sendable {
             do {
                 return .success(try MeshSnapshot.compile(version: version, identity: identity, services: config.services, resources: config.resources))
             } catch {
-                return .failure(.init([.init(file: configuration.configPath, line: 0, resource: "(file)", field: "(file)", message: "\(error)")]))
+                return .failure(.init([.init(file: configPath, line: 0, resource: "(file)", field: "(file)", message: "\(error)")]))
             }
         }
     }
@@ -131,6 +134,10 @@ public final class ProxyServer: @unchecked Sendable {
     /// the running config kept. Returns the version in force afterwards.
     @discardableResult
     public func reload(reason: String) -> Result<UInt64, StaticProxyConfig.Problems> {
+        guard configuration.configPath != nil else {
+            log("\(reason) ignored: configs come from the control plane")
+            return .success(currentSnapshot?.version ?? 0)
+        }
         switch loadConfig() {
         case .success(let snapshot):
             install(snapshot)
@@ -145,18 +152,35 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     private func startWatching() {
-        guard let interval = configuration.watchInterval, interval > .zero else { return }
+        guard let configPath = configuration.configPath, let interval = configuration.watchInterval, interval > .zero else { return }
         let timer = DispatchSource.makeTimerSource(queue: control)
         let nanos = Int(interval.nanoseconds)
         timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos))
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            let stamp = FileStamp(path: self.configuration.configPath)
+            let stamp = FileStamp(path: configPath)
             let changed = self.state.withLockedValue { $0.fileStamp != stamp && !$0.shuttingDown }
             if changed { self.reload(reason: "file changed") }
         }
         timer.resume()
         watcher = timer
+    }
+
+    /// Control-plane mode: compiles the inputs the control plane sent and puts them in
+    /// force. A config that does not compile is logged and the one in force kept.
+    public func apply(_ update: ControlWire.ConfigUpdate, identity: ServiceKey) {
+        control.async { [self] in
+            do {
+                let snapshot = try MeshSnapshot.compile(
+                    version: update.version, identity: identity, services: update.services, resources: update.resources)
+                install(snapshot)
+                state.withLockedValue { $0.reloads += 1 }
+                log("config version \(snapshot.version) from the control plane: \(snapshot.services.count) services")
+            } catch {
+                state.withLockedValue { $0.rejectedReloads += 1 }
+                log("config version \(update.version) from the control plane rejected; keeping version \(currentSnapshot?.version ?? 0): \(error)")
+            }
+        }
     }
 
     /// SIGHUP.

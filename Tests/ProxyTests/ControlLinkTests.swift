@@ -29,22 +29,22 @@ import Testing
         let updates = NIOLockedValueBox<[ControlWire.ConfigUpdate]>([])
         let link = ControlLink(
             .init(url: url, caFile: "\(dataDir)/ca.pem", joinToken: token, service: "web-v1", namespace: "default",
-                  advertise: "127.0.0.1:17143", labels: ["version": "v1"]),
+                  advertise: "127.0.0.1:17143", labels: ["version": "v1"], maxBackoff: 1),
             onIdentity: { material in identities.withLockedValue { $0.append(material) } },
             onConfig: { update in updates.withLockedValue { $0.append(update) } },
             log: { _ in })
         let running = Task { try await link.run() }
         defer { running.cancel() }
 
-        let material = try await poll(timeout: 20, "a certificate") { identities.withLockedValue { $0.first } }
+        let material = try await waitFor(timeout: 20, "a certificate") { identities.withLockedValue { $0.first } }
         #expect(material.credentials.identity.description == "spiffe://cluster.local/ns/default/sa/web-v1")
-        _ = try await poll(timeout: 20, "the registered endpoint on the watch") {
+        _ = try await waitFor(timeout: 20, "the registered endpoint on the watch") {
             updates.withLockedValue { $0.last { $0.services.contains { $0.key.name == "web-v1" && $0.endpoints.map(\.address) == ["127.0.0.1:17143"] } } }
         }
         #expect(try eino(["get", "endpoints"], url).stdoutLines == ["default/web-v1 127.0.0.1:17143 spiffe://cluster.local/ns/default/sa/web-v1"])
 
         #expect(try eino(["apply", "-f", "manifests/examples/canary-split.yaml"], url).status == 0)
-        _ = try await poll(timeout: 10, "the split on the watch") {
+        _ = try await waitFor(timeout: 10, "the split on the watch") {
             updates.withLockedValue { $0.last { $0.resources.contains { $0.metadata.name == "web-canary" } } }
         }
 
@@ -57,13 +57,13 @@ import Testing
         (control, url) = try startControl(port: port)
         defer { control.terminate() }
         #expect(try eino(["apply", "-f", "manifests/examples/traffic-mirror.yaml"], url).status == 0)
-        let after = try await poll(timeout: 40, "an update after the restart") {
+        let after = try await waitFor(timeout: 40, "an update after the restart") {
             updates.withLockedValue { list in
                 list.count > seen ? list.last { $0.resources.contains { $0.metadata.name == "web-shadow" } } : nil
             }
         }
         #expect(after.resources.contains { $0.metadata.name == "web-canary" })
-        _ = try await poll(timeout: 20, "re-registration") {
+        _ = try await waitFor(timeout: 20, "re-registration") {
             try eino(["get", "endpoints"], url).stdoutLines == ["default/web-v1 127.0.0.1:17143 spiffe://cluster.local/ns/default/sa/web-v1"] ? true : nil
         }
 

@@ -96,7 +96,7 @@ public func poll<T>(timeout: TimeInterval, _ what: @autoclosure () -> String, _ 
 
 /// `poll` for async tests: waits with `Task.sleep`, so the thread stays free for the code
 /// under test.
-public func poll<T>(timeout: TimeInterval, _ what: @autoclosure () -> String, _ condition: () async throws -> T?) async throws -> T {
+public func waitFor<T>(timeout: TimeInterval, _ what: @autoclosure () -> String, _ condition: () async throws -> T?) async throws -> T {
     let deadline = Date().addingTimeInterval(timeout)
     while true {
         if let value = try await condition() { return value }

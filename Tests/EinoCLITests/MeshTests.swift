@@ -1,0 +1,85 @@
+import EinoTestSupport
+import Foundation
+import Testing
+
+/// A control plane, two versions of an app behind sidecars and a client sidecar, all real
+/// processes on loopback: the journeys "apply a TrafficSplit" and "run the demo".
+@Suite(.serialized) struct MeshTests {
+    let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("eino-mesh-\(UUID().uuidString)").path
+
+    @Test func demoShowsTheSplit() throws {
+        let demo = try EinoProcess.eino(["demo", "--duration", "4s", "--rate", "100"])
+        #expect(demo.status == 0, "\(demo.stderr)")
+        let last = try #require(demo.stdoutLines.last { $0.hasPrefix("t=") })
+        #expect(last.hasSuffix("failed 0"), "\(last)")
+        // 90/10 over ~400 requests: web-v1's share is 90 % ± 6 (over 4 standard deviations).
+        let share = last.split(separator: " ").firstIndex(of: "web-v1").flatMap { Double(last.split(separator: " ")[$0 + 1].dropLast()) }
+        #expect((84...96).contains(share ?? 0), "\(last)")
+    }
+
+    @Test func appliedSplitsMoveTrafficWithoutFailures() throws {
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let control = try ServerProcess.eino(["control", "--data-dir", dataDir, "--listen", "127.0.0.1:0"])
+        defer { control.terminate() }
+        let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
+        func eino(_ arguments: [String], stdin: String? = nil) throws -> EinoProcess.Output {
+            try EinoProcess.eino(arguments + ["--control", url, "--data-dir", dataDir], stdin: stdin)
+        }
+        var processes: [ServerProcess] = [control]
+        defer { for process in processes.reversed() { process.terminate() } }
+        func sidecar(_ service: String, app: String) throws -> ServerProcess {
+            let token = try eino(["token", "create", "--service", service]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let proxy = try ServerProcess.eino([
+                "proxy", "--service", service, "--app", app, "--control", url, "--join-token", token, "--ca-file", "\(dataDir)/ca.pem",
+                "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            ])
+            processes.append(proxy)
+            return proxy
+        }
+        for version in ["v1", "v2"] {
+            let app = try ServerProcess.eino(["demo-app", "--name", version, "--listen", "127.0.0.1:0"])
+            processes.append(app)
+            _ = try sidecar("web-\(version)", app: try app.readyValue("listen", prefix: "eino demo-app ready"))
+        }
+        let client = try sidecar("client", app: "127.0.0.1:9")
+        let outbound = try client.readyValue("outbound", prefix: "eino proxy ready")
+
+        /// `count` URLs of the client sidecar, each with its own `-o /dev/null` (curl pairs them).
+        func discarding(_ count: Int) -> [String] {
+            Array(repeating: ["-o", "/dev/null", "http://\(outbound)/"], count: count).flatMap { $0 }
+        }
+        /// `count` requests to web through the client sidecar: who served each, or the failure.
+        func send(_ count: Int) throws -> [String] {
+            let result = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/curl"),
+                ["-s", "-H", "Host: web", "-w", "%{http_code} %header{x-served-by}%header{eino-error}\\n"] + discarding(count))
+            return result.stdoutLines
+        }
+        func split(_ v1: Int, _ v2: Int) -> String {
+            """
+            apiVersion: split.smi-spec.io/v1alpha2
+            kind: TrafficSplit
+            metadata: {name: web-canary}
+            spec: {service: web, backends: [{service: web-v1, weight: \(v1)}, {service: web-v2, weight: \(v2)}]}
+            """
+        }
+
+        #expect(try eino(["apply", "-f", "-"], stdin: split(50, 50)).status == 0)
+        _ = try poll(timeout: 20, "both versions behind web") { Set(try send(20)) == ["200 v1", "200 v2"] ? true : nil }
+        let even = try send(400)
+        #expect(even.allSatisfy { $0 == "200 v1" || $0 == "200 v2" }, "\(Set(even))")
+        let v1 = even.filter { $0 == "200 v1" }.count
+        #expect((160...240).contains(v1), "web-v1 served \(v1) of 400")
+
+        // 0/100: every proxy has it within a second, and nothing fails meanwhile.
+        let load = try ServerProcess(URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-H", "Host: web", "-w", "%{http_code}\\n"] + discarding(600))
+        #expect(try eino(["apply", "-f", "-"], stdin: split(0, 100)).status == 0)
+        let applied = Date()
+        _ = try poll(timeout: 1, "web-v2 alone") { Set(try send(10)) == ["200 v2"] ? true : nil }
+        let took = Date().timeIntervalSince(applied)
+        #expect(took < 1, "the split took \(took) s to arrive")
+        try load.waitForExit(timeout: 60)
+        #expect(load.lines.count == 600)
+        #expect(load.lines.allSatisfy { $0 == "200" }, "\(Set(load.lines))")
+    }
+}
