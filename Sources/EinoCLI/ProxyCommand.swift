@@ -160,6 +160,7 @@ struct ProxyCommand: ParsableCommand {
             FileHandle.standardError.write(Data("eino proxy: cannot start:\n\(error)\n".utf8))
             exit(keeping: server, code: 1)
         }
+        let link = try control.map { try startControlLink($0, server: server, inbound: ports.inbound) }
         let signals = DispatchQueue(label: "eino.proxy.signals")
         var sources: [DispatchSourceSignal] = []
         for (signalNumber, action) in [(SIGHUP, "reload"), (SIGTERM, "stop"), (SIGINT, "stop")] {
@@ -168,17 +169,18 @@ struct ProxyCommand: ParsableCommand {
                 if action == "reload" {
                     server.reloadAsync(reason: "SIGHUP")
                 } else {
+                    // Leave the registry first, so callers stop choosing this proxy while it drains.
+                    link?.stop()
                     server.shutdown(reason: signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")
                 }
             }
             source.resume()
             sources.append(source)
         }
-        let link = try control.map { try startControlLink($0, server: server, inbound: ports.inbound) }
         print("eino proxy ready outbound=\(describe(ports.outbound)) inbound=\(describe(ports.inbound)) admin=\(describe(ports.admin))")
         fflush(nil)
         server.waitUntilStopped()
-        link?.stop()
+        link?.stop()  // after POST /shutdown; a second deregistration is harmless
         FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
         withExtendedLifetime(sources) {}
         exit(keeping: server, code: 0)
