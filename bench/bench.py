@@ -673,12 +673,21 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     if not meta["eino_mtls"]:
         add("> **What the eino scenario lacks today.** `eino proxy` does not speak mTLS between proxies yet, so the eino "
-            "scenario runs **plaintext HTTP/1.1** proxy to proxy while Envoy pays for TLS 1.3 (handshakes, "
-            "encryption) and HTTP/2 framing. Eino's figures are therefore flattered and the ratios below are **not** "
-            "yet the comparison issue 8 asks for. Once mTLS lands in `eino proxy`, set `EINO_MTLS=1` (one switch, "
-            "top of `bench/run.sh`): the configs get their `tls:` blocks and endpoint identities, and the run "
-            "refuses to go on unless the server proxy's inbound really answers with TLS 1.3.")
+            "scenario runs **plaintext HTTP/1.1** proxy to proxy while Envoy pays for TLS 1.3 (handshakes with "
+            "X25519MLKEM768, encryption of every byte, certificate checks) and HTTP/2 framing. Eino's figures are "
+            "therefore flattered and the ratios below are **not** yet the comparison issue 8 asks for. Once mTLS lands "
+            "in `eino proxy`, set `EINO_MTLS=1` (one switch, top of `bench/run.sh`): the configs get their `tls:` "
+            "blocks and endpoint identities, and the run refuses to go on unless the server proxy's inbound really "
+            "answers with TLS 1.3.")
         add("")
+    else:
+        add("> mTLS between the eino proxies is on (`EINO_MTLS=1`), checked at start: the server proxy's inbound "
+            "answered a TLS 1.3 handshake with client certificate.")
+        add("")
+    add("> Eino speaks to its peer in the protocol its client used (HTTP/1.1 here; HTTP/2 between HTTP/1 clients "
+        "and upstreams is not built yet), so the hop between the eino proxies is HTTP/1.1 over pooled keep-alive "
+        "connections while Envoy multiplexes HTTP/2 streams over one connection.")
+    add("")
     if meta["failures"]:
         add("> **Failed measurements in this run:**")
         for failure in meta["failures"]:
@@ -721,8 +730,26 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     add("| | direct | eino | envoy | eino/envoy |")
     add("|---|---:|---:|---:|---:|")
-    add(row("idle RSS (VmRSS, before any load)", "rss_idle_mb", 1, "rss_idle"))
+    add(row("idle RSS (VmRSS, started + one request)", "rss_idle_mb", 1, "rss_idle"))
     add(row("peak RSS (VmHWM, after all loads)", "rss_peak_mb", 1, "rss_peak"))
+    add("")
+    add("## Issue 8's targets")
+    add("")
+    caveat = "" if meta["eino_mtls"] else " Not yet meaningful: the eino scenario runs without mTLS (see above)."
+    add(f"Where a target is missed, by how much.{caveat}")
+    add("")
+    add("| target | measured | met |")
+    add("|---|---:|---|")
+    targets = [
+        ("p99 added latency at 1,000 req/s, eino/envoy ≤ 1.0", R.get("p99_added_1k"), lambda v: v <= 1.0, 2),
+        ("CPU s per 1,000 requests (at maximum), eino/envoy ≤ 1.0", R.get("cpu_per_req"), lambda v: v <= 1.0, 2),
+        ("maximum throughput, eino/envoy ≥ 1.0", R.get("max_rps"), lambda v: v >= 1.0, 2),
+        ("eino idle RSS ≤ 20 MiB", S["eino"].get("rss_idle_mb"), lambda v: v <= 20, 1),
+        ("eino peak RSS ≤ 40 MiB", S["eino"].get("rss_peak_mb"), lambda v: v <= 40, 1),
+    ]
+    for label, value, check, digits in targets:
+        met = "–" if value is None else ("yes" if check(value) else "**no**")
+        add(f"| {label} | {fmt(value, digits)} | {met} |")
     add("")
     if plotted:
         add("## Latency percentiles")
@@ -743,7 +770,20 @@ def write_markdown(path, meta, runs, summary, plotted):
         f.write("\n".join(lines))
 
 
+def report_only():
+    """`bench.py --report`: rewrite BENCHMARKS.md and the plot from bench/results/latest.json."""
+    results = os.path.join(BENCH, "results")
+    with open(os.path.join(results, "latest.json")) as f:
+        saved = json.load(f)
+    summary = summarize(saved["runs"])
+    plotted = plot(saved["runs"], summary, os.path.join(results, "latency.png"))
+    write_markdown(os.path.join(REPO, "BENCHMARKS.md"), saved["meta"], saved["runs"], summary, plotted)
+    log("rewrote BENCHMARKS.md from bench/results/latest.json")
+
+
 def main():
+    if sys.argv[1:] == ["--report"]:
+        return report_only()
     for binary in [EINO, LOADGEN]:
         if not os.access(binary, os.X_OK):
             sys.exit(f"bench: {binary} is missing; run bench/run.sh (make bench), which builds it")
