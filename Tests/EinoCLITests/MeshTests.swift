@@ -81,5 +81,21 @@ import Testing
         try load.waitForExit(timeout: 60)
         #expect(load.lines.count == 600)
         #expect(load.lines.allSatisfy { $0 == "200" }, "\(Set(load.lines))")
+
+        // The control plane dies (kill -9): proxies keep serving the last config.
+        let port = url.split(separator: ":").last.map(String.init)!
+        control.kill()
+        try control.waitForExit()
+        #expect(Set(try send(200)) == ["200 v2"])
+
+        // Back on the same port with the same data: resources are there, proxies reconnect
+        // and register again, and a new apply takes effect.
+        let restarted = try ServerProcess.eino(["control", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"])
+        processes.append(restarted)
+        _ = try restarted.readyValue("listen", prefix: "eino control ready")
+        #expect(try eino(["get", "trafficsplits"]).stdoutLines == ["TrafficSplit default/web-canary: web → web-v1 0%, web-v2 100%"])
+        _ = try poll(timeout: 45, "three proxies registered again") { try eino(["get", "endpoints"]).stdoutLines.count == 3 ? true : nil }
+        #expect(try eino(["apply", "-f", "-"], stdin: split(100, 0)).status == 0)
+        _ = try poll(timeout: 45, "web-v1 alone after the restart") { Set(try send(10)) == ["200 v1"] ? true : nil }
     }
 }

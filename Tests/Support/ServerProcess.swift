@@ -9,6 +9,8 @@ public final class ServerProcess: @unchecked Sendable {
     private var stderrText = ""
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
+    /// Signalled when stdout reaches its end, so `waitForExit` returns with every line read.
+    private let stdoutClosed = DispatchSemaphore(value: 0)
 
     /// Starts `executable` with `arguments` from the repository root.
     public init(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws {
@@ -30,6 +32,7 @@ public final class ServerProcess: @unchecked Sendable {
                     lock.withLock { stdoutLines.append(line) }
                 }
             }
+            stdoutClosed.signal()
         }
         Thread.detachNewThread { [self] in
             while case let chunk = stderrPipe.fileHandleForReading.availableData, !chunk.isEmpty {
@@ -70,7 +73,12 @@ public final class ServerProcess: @unchecked Sendable {
     /// Waits for the exit and returns the status, or throws after `timeout`.
     @discardableResult
     public func waitForExit(timeout: TimeInterval = 30) throws -> Int32 {
-        try poll(timeout: timeout, "process \(process.processIdentifier) to exit") { process.isRunning ? nil : process.terminationStatus }
+        let deadline = Date().addingTimeInterval(timeout)
+        let status = try poll(timeout: timeout, "process \(process.processIdentifier) to exit") { process.isRunning ? nil : process.terminationStatus }
+        if stdoutClosed.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success {
+            stdoutClosed.signal()  // later calls return at once too
+        }
+        return status
     }
 
     deinit {
