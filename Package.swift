@@ -58,8 +58,10 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Deployment helpers (`eino init`'s iptables plan, `eino inject`): pure, no networking.
+        .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "EinoCLI", dependencies: [
-            "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity",
+            "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity", "Deploy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -92,6 +94,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Manifests"]),
         .testTarget(name: "ProxyTests", dependencies: [
             "Proxy", "EinoTestSupport", "Identity", "MeshConfig",
