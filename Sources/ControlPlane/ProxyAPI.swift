@@ -7,21 +7,27 @@ import NIOSSL
 import X509
 
 /// Builds the config every proxy watches from the store and the registry, and hands each
-/// change to every open watch.
+/// change to every open watch — encoded once, as the NDJSON line every watcher sends.
 actor ConfigPublisher {
     private var version: UInt64 = 0
-    private var current = ControlWire.ConfigUpdate(version: 0, services: [], resources: [])
-    private var watchers: [UUID: AsyncStream<ControlWire.ConfigUpdate>.Continuation] = [:]
+    private var current = ConfigPublisher.line(ControlWire.ConfigUpdate(version: 0, services: [], resources: []))
+    private var watchers: [UUID: AsyncStream<ByteBuffer>.Continuation] = [:]
 
     func publish(services: [ServiceSpec], store: ResourceStore) async {
         // Milliseconds since 1970 as a floor keeps versions increasing across restarts.
         version = max(version + 1, UInt64(Date().timeIntervalSince1970 * 1000))
-        current = .init(version: version, services: services, resources: await store.resources())
+        current = Self.line(.init(version: version, services: services, resources: await store.resources()))
         for watcher in watchers.values { watcher.yield(current) }
     }
 
-    func watch() -> AsyncStream<ControlWire.ConfigUpdate> {
-        let (stream, continuation) = AsyncStream<ControlWire.ConfigUpdate>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private static func line(_ update: ControlWire.ConfigUpdate) -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return ByteBuffer(bytes: ((try? encoder.encode(update)) ?? Data("{}".utf8)) + [UInt8(ascii: "\n")])
+    }
+
+    func watch() -> AsyncStream<ByteBuffer> {
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = UUID()
         watchers[id] = continuation
         continuation.yield(current)
@@ -89,15 +95,10 @@ enum ProxyRoutes {
         router.get("/v1/watch") { _, context -> Response in
             guard await context.clientIdentity() != nil else { return certificateRequired() }
             let updates = await publisher.watch()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let body = ResponseBody { writer in
                 let (lines, feed) = AsyncStream<ByteBuffer>.makeStream()
                 let forward = Task {
-                    for await update in updates {
-                        guard let data = try? encoder.encode(update) else { continue }
-                        feed.yield(ByteBuffer(bytes: data + [UInt8(ascii: "\n")]))
-                    }
+                    for await line in updates { feed.yield(line) }
                     feed.finish()
                 }
                 let beat = Task {
