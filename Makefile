@@ -2,7 +2,9 @@
 SWIFT ?= swift
 # Build: OpenSSL and nghttp2 headers. Tests: real peers (curl, openssl, nghttp/h2load, wrk)
 # and the CRD checker's Python libraries for /usr/bin/python3.
-APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2 iptables iproute2
+APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2 python3-venv iptables iproute2
+
+KUBERNETES_VALIDATE := .build/kubernetes-validate
 
 .PHONY: deps build test run clean
 
@@ -13,6 +15,9 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# eino inject's tests check their output with kubernetes-validate (PyPI), kept in an ignored venv.
+	@[ -x $(KUBERNETES_VALIDATE)/bin/kubernetes-validate ] || { \
+		/usr/bin/python3 -m venv $(KUBERNETES_VALIDATE) && $(KUBERNETES_VALIDATE)/bin/pip install -q kubernetes-validate; }
 
 build: deps
 	$(SWIFT) build
