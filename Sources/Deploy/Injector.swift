@@ -9,6 +9,7 @@ public struct InjectionOptions: Sendable {
     public var nativeSidecar = false
     public var proxyUID = 7102
     public var adminPort = 7191
+    public var inboundPort = 7143
     /// Where the image keeps the binary (probes run it directly, without the entrypoint).
     public var binary = "/usr/local/bin/eino"
 
@@ -35,6 +36,12 @@ public enum Injector {
     public static let serviceAnnotation = "eino.dev/service"
     public static let skipOutboundAnnotation = "eino.dev/skip-outbound-ports"
     public static let skipInboundAnnotation = "eino.dev/skip-inbound-ports"
+    /// The pod volumes the sidecar reads: the control plane's trust anchor (ConfigMap
+    /// `eino-ca`, key `ca.pem`) and its join token (Secret `eino-join-SERVICE`, key `token`).
+    public static let caVolume = "eino-ca"
+    public static let joinVolume = "eino-join"
+    static let caDirectory = "/var/run/eino/ca"
+    static let joinDirectory = "/var/run/eino/join"
 
     public struct Result: Sendable {
         public var output: String
@@ -170,6 +177,11 @@ public enum Injector {
         }
         spec["initContainers"] = .sequence(.init(initContainers))
         spec["containers"] = .sequence(.init(containers))
+        let volumes = sequence(spec["volumes"]).filter { ![caVolume, joinVolume].contains($0["name"]?.string) }
+        spec["volumes"] = .sequence(.init(volumes + [
+            map([("name", str(caVolume)), ("configMap", map([("name", str("eino-ca"))]))]),
+            map([("name", str(joinVolume)), ("secret", map([("secretName", str("eino-join-\(service)"))]))]),
+        ]))
         var updatedTemplate = template
         updatedTemplate["spec"] = spec
         let updated = replacing(document, at: path, with: updatedTemplate)
@@ -227,7 +239,9 @@ public enum Injector {
     }
 
     static func makeProxy(options: InjectionOptions, service: String, appPort: Int?) -> Node {
-        var arguments = ["proxy", "--control", options.control, "--service", service, "--namespace", "$(POD_NAMESPACE)"]
+        var arguments = ["proxy", "--control", options.control, "--service", service, "--namespace", "$(POD_NAMESPACE)",
+                         "--ca-file", "\(caDirectory)/ca.pem", "--join-token-file", "\(joinDirectory)/token",
+                         "--advertise", "$(POD_IP):\(options.inboundPort)"]
         if let appPort { arguments += ["--app", "127.0.0.1:\(appPort)"] }
         func field(_ name: String, _ path: String) -> Node {
             map([("name", str(name)), ("valueFrom", map([("fieldRef", map([("fieldPath", str(path))]))]))])
@@ -244,6 +258,10 @@ public enum Injector {
                 field("POD_NAMESPACE", "metadata.namespace"),
                 field("POD_SERVICE_ACCOUNT", "spec.serviceAccountName"),
                 field("POD_IP", "status.podIP"),
+            ]))),
+            ("volumeMounts", .sequence(.init([
+                map([("name", str(caVolume)), ("mountPath", str(caDirectory)), ("readOnly", bool(true))]),
+                map([("name", str(joinVolume)), ("mountPath", str(joinDirectory)), ("readOnly", bool(true))]),
             ]))),
             ("securityContext", map([
                 ("runAsUser", int(options.proxyUID)),

@@ -51,8 +51,13 @@ import Yams
         let proxy = try #require(spec["containers"]?[0])
         #expect(proxy["securityContext"]?["runAsUser"]?.int == 7102)
         #expect(proxy["args"]?.sequence?.compactMap(\.string) == [
-            "proxy", "--control", "https://control:7443", "--service", "shop", "--namespace", "$(POD_NAMESPACE)", "--app", "127.0.0.1:8080",
+            "proxy", "--control", "https://control:7443", "--service", "shop", "--namespace", "$(POD_NAMESPACE)",
+            "--ca-file", "/var/run/eino/ca/ca.pem", "--join-token-file", "/var/run/eino/join/token", "--advertise", "$(POD_IP):7143",
+            "--app", "127.0.0.1:8080",
         ])
+        #expect(Self.names(spec["volumes"]) == ["eino-ca", "eino-join"])
+        #expect(spec["volumes"]?[1]?["secret"]?["secretName"]?.string == "eino-join-shop")
+        #expect(Self.names(proxy["volumeMounts"]) == ["eino-ca", "eino-join"])
         let env = proxy["env"]?.sequence.map(Array.init) ?? []
         #expect(env.compactMap { $0["name"]?.string } == ["POD_NAME", "POD_NAMESPACE", "POD_SERVICE_ACCOUNT", "POD_IP"])
         #expect(env.compactMap { $0["valueFrom"]?["fieldRef"]?["fieldPath"]?.string } == ["metadata.name", "metadata.namespace", "spec.serviceAccountName", "status.podIP"])
@@ -76,6 +81,13 @@ import Yams
         let twice = try Injector.inject(once, source: "t.yaml", options: options).output
         #expect(once != input)
         #expect(twice == once)
+    }
+
+    @Test func theAppsVolumesStayAndOursAreAddedOnce() throws {
+        let input = Self.pod("StatefulSet", extraSpec: "volumes:\n- name: data\n  emptyDir: {}")
+        let once = try Injector.inject(input, source: "t.yaml", options: Self.options).output
+        #expect(Self.names(try Self.podSpec(once, kind: "StatefulSet")["volumes"]) == ["data", "eino-ca", "eino-join"])
+        #expect(try Injector.inject(once, source: "t.yaml", options: Self.options).output == once)
     }
 
     @Test func otherKindsAndCommentsPassThroughByteForByte() throws {
