@@ -98,6 +98,73 @@ import Testing
         #expect(try einoLines("ip6tables-save") == [])
     }
 
+    /// `eino init` and `eino proxy` together: the app's call to a service's virtual IP, where
+    /// nothing listens, reaches the service through the proxy; the proxy's own connection to
+    /// the endpoint is not redirected back to itself (the uid exemption), and without the rules
+    /// the call fails. The proxy runs as root (`--proxy-uid 0`) and the app as uid 7200: a
+    /// proxy as uid 7102 cannot serve yet (its sockets ask for SO_DEBUG, which needs
+    /// CAP_NET_ADMIN; reported to the proxy's owner).
+    @Test func initAndProxyInterceptTheAppsCalls() throws {
+        guard let namespace = try TestNamespace.make() else { return }
+        defer { namespace.delete() }
+        for command in [["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", "10.250.0.1/32", "dev", "lo"],
+                        ["ip", "route", "add", "local", "10.96.0.0/16", "dev", "lo"]] {
+            let done = try namespace.exec(["/usr/sbin/" + command[0]] + command.dropFirst())
+            #expect(done.status == 0, "\(command): \(done.stderr)")
+        }
+        let server = """
+        import http.server
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"web\\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        httpd = http.server.HTTPServer(("10.250.0.1", 0), Handler)
+        print("listening", httpd.server_address[1], flush=True)
+        httpd.serve_forever()
+        """
+        let web = try namespace.start(["/usr/bin/python3", "-c", server])
+        defer { web.kill() }
+        let port = try web.waitForLine(startingWith: "listening ").dropFirst("listening ".count)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-init-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("proxy.yaml")
+        try """
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: client}
+        services:
+        - name: web
+          clusterIP: 10.96.0.20
+          endpoints:
+          - address: "10.250.0.1:\(port)"
+
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let proxy = try namespace.start([EinoProcess.binary.path, "proxy", "--config", config.path, "--app", "127.0.0.1:9"])
+        defer { proxy.kill() }
+        _ = try proxy.waitForLine(startingWith: "eino proxy ready ")
+        let initialised = try namespace.exec([EinoProcess.binary.path, "init", "--ipv6", "off", "--proxy-uid", "0"])
+        #expect(initialised.status == 0, "\(initialised.stderr)")
+
+        let app = ["/usr/bin/setpriv", "--reuid", "7200", "--regid", "7200", "--clear-groups", "/usr/bin/curl"]
+        let call = try namespace.exec(app + ["-s", "-m", "10", "http://10.96.0.20/"])
+        #expect(call.stdout == "web\n", "curl: \(call.status) \(call.stderr); proxy: \(proxy.stderr)")
+        let metrics = try namespace.exec(["/usr/bin/curl", "-s", "http://127.0.0.1:7191/metrics"])
+        // The proxy served it: a request to service web is counted.
+        #expect(metrics.stdoutLines.contains { $0.hasPrefix("eino_requests_total{") && $0.contains("\"web\"") && !$0.hasSuffix(" 0") },
+                "\(metrics.stdout)")
+
+        let removed = try namespace.exec([EinoProcess.binary.path, "init", "--remove", "--ipv6", "off"])
+        #expect(removed.status == 0)
+        let direct = try namespace.exec(app + ["-s", "-m", "5", "http://10.96.0.20/"])
+        #expect(direct.status != 0, "without the rules nothing listens at 10.96.0.20")
+    }
+
     @Test func legacyBackendInAFreshNetworkNamespace() throws {
         guard let namespace = try TestNamespace.make() else { return }
         defer { namespace.delete() }
@@ -141,6 +208,12 @@ struct TestNamespace {
 
     func exec(_ command: [String]) throws -> EinoProcess.Output {
         try EinoProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", name] + command)
+    }
+
+    /// Starts a long-running command inside with nsenter, which execs it, so stopping the
+    /// returned process stops the command itself.
+    func start(_ command: [String]) throws -> ServerProcess {
+        try ServerProcess(URL(fileURLWithPath: "/usr/bin/nsenter"), ["--net=/run/netns/\(name)"] + command)
     }
 
     func delete() {

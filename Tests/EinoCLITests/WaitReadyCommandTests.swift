@@ -31,9 +31,9 @@ import Testing
 
     @Test func waitsUntilReadyAnswers200() throws {
         let (server, flag, admin) = try startServer()
-        defer { server.terminate(); try? FileManager.default.removeItem(at: flag) }
+        defer { server.kill(); try? FileManager.default.removeItem(at: flag) }
         let waiter = try ServerProcess.eino(["wait-ready", "--admin", admin, "--timeout", "30s"])
-        defer { waiter.terminate() }
+        defer { waiter.kill() }
         // It has been told 503 (more than once) and is still waiting.
         _ = try poll(timeout: 10, "two 503 answers") { server.lines.filter { $0 == "answered /ready 503" }.count >= 2 ? true : nil }
         #expect(waiter.process.isRunning)
@@ -44,7 +44,7 @@ import Testing
 
     @Test func timesOutWithAMessage() throws {
         let (server, flag, admin) = try startServer()
-        defer { server.terminate() }
+        defer { server.kill() }
         let result = try EinoProcess.eino(["wait-ready", "--admin", admin, "--timeout", "500ms"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("was not ready within 500ms"))
@@ -54,7 +54,7 @@ import Testing
 
     @Test func checksAnotherPathForLiveness() throws {
         let (server, flag, admin) = try startServer()
-        defer { server.terminate(); try? FileManager.default.removeItem(at: flag) }
+        defer { server.kill(); try? FileManager.default.removeItem(at: flag) }
         FileManager.default.createFile(atPath: flag.path, contents: Data())
         let result = try EinoProcess.eino(["wait-ready", "--admin", admin, "--path", "/live", "--timeout", "5s"])
         #expect(result.status == 0, "\(result.stderr)")
