@@ -94,6 +94,9 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("watch-interval"), help: "How often the config file is checked for changes (0 = never).")
     var watchInterval: String = "1s"
 
+    @Option(name: .customLong("inbound-mode"), help: "strict: plaintext inbound connections from anything but loopback are refused; permissive: accepted.")
+    var inboundMode: String = "strict"
+
     func validate() throws {
         switch (config, control) {
         case (nil, nil): throw ValidationError("give --config FILE (static mode) or --control URL (control-plane mode)")
@@ -114,6 +117,7 @@ struct ProxyCommand: ParsableCommand {
             if parseDuration(value) == nil { throw ValidationError("\(name) must be a duration such as 500ms, 10s, 1m, got \"\(value)\"") }
         }
         if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
+        if InboundMode(rawValue: inboundMode) == nil { throw ValidationError("--inbound-mode must be strict or permissive, got \"\(inboundMode)\"") }
         if maxHeaderBytes < 1024 { throw ValidationError("--max-header-bytes must be at least 1024") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -148,6 +152,7 @@ struct ProxyCommand: ParsableCommand {
         if let threads { options.threads = threads }
         let watch = parseDuration(watchInterval)!
         options.watchInterval = watch > .zero ? watch : nil
+        options.inboundMode = InboundMode(rawValue: inboundMode)!
 
         // Signals are taken by dispatch sources, not the default handlers.
         for signalNumber in [SIGHUP, SIGTERM, SIGINT, SIGPIPE] { signal(signalNumber, SIG_IGN) }
@@ -203,7 +208,14 @@ struct ProxyCommand: ParsableCommand {
         let identity = ServiceKey(name: service!, namespace: namespace ?? "default")
         let link = ControlLink(
             .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address),
-            onIdentity: { _ in },
+            onIdentity: { material in
+                // New certificates serve new connections; open ones carry on.
+                do {
+                    try server.installIdentity(material)
+                } catch {
+                    FileHandle.standardError.write(Data("eino proxy: identity from the control plane not usable: \(error)\n".utf8))
+                }
+            },
             onConfig: { update in server.apply(update, identity: identity) },
             log: { message in FileHandle.standardError.write(Data("eino proxy: \(message)\n".utf8)) })
         let task = Task {

@@ -147,9 +147,28 @@ public struct MeshTLSClient: Sendable {
     /// another service's certificate cannot receive traffic meant for `expected`. Pass nil only
     /// where any identity of the trust domain is acceptable.
     public func makeHandler(expecting expected: SPIFFEID?) throws -> NIOSSLClientHandler {
-        try NIOSSLClientHandler(
+        try makeHandler(expecting: expected, connectionFailure: nil)
+    }
+
+    /// As `makeHandler(expecting:)`, and also tells `connectionFailure` why this one
+    /// connection's server was refused (so the request it carries can say so). It is called
+    /// off the event loop, before the handshake fails.
+    public func makeHandler(
+        expecting expected: SPIFFEID?, connectionFailure: (@Sendable (PeerVerificationError) -> Void)?
+    ) throws -> NIOSSLClientHandler {
+        let shared = onFailure
+        let report: (@Sendable (PeerVerificationError) -> Void)?
+        if let connectionFailure {
+            report = { error in
+                shared?(error)
+                connectionFailure(error)
+            }
+        } else {
+            report = shared
+        }
+        return try NIOSSLClientHandler(
             context: context, serverHostname: nil,
             customVerificationCallbackWithMetadata: MeshTLS.verificationCallback(
-                verifier: verifier, role: .server, expecting: expected, onFailure: onFailure))
+                verifier: verifier, role: .server, expecting: expected, onFailure: report))
     }
 }

@@ -187,11 +187,13 @@ public enum ProxyError: Sendable, Equatable {
     case headerTooLarge
     case headerTimeout
     case badRequest
+    /// The mTLS handshake with a peer proxy failed; the text says why (e.g. identity mismatch).
+    case upstreamTLS(String)
 
     public var status: Int {
         switch self {
         case .unknownService, .noEndpoints, .overloaded: 503
-        case .connectFailed, .upstreamReset: 502
+        case .connectFailed, .upstreamReset, .upstreamTLS: 502
         case .timeout: 504
         case .headerTooLarge: 431
         case .headerTimeout: 408
@@ -210,6 +212,7 @@ public enum ProxyError: Sendable, Equatable {
         case .headerTooLarge: "request header too large"
         case .headerTimeout: "request header timeout"
         case .badRequest: "bad request"
+        case .upstreamTLS(let cause): cause
         }
     }
 
@@ -225,6 +228,7 @@ public enum ProxyError: Sendable, Equatable {
         case .headerTooLarge: "header_too_large"
         case .headerTimeout: "header_timeout"
         case .badRequest: "bad_request"
+        case .upstreamTLS(let cause): cause.hasPrefix("upstream identity mismatch") ? "upstream_identity_mismatch" : "upstream_tls"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Identity
 import MeshConfig
 import NIOCore
 import NIOHTTP1
@@ -51,12 +52,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// Where a transparently redirected connection was going, if it was.
     private let originalIP: String?
+    /// Inbound over mTLS from a peer proxy: the verified client identity (for
+    /// `eino-client-id`), and the app is spoken to in HTTP/1.1 whatever the peer used.
+    private let meshClient: String?
+    private let fromMesh: Bool
+    /// The current exchange goes upstream as an HTTP/2 stream.
+    private var upstreamStream = false
+    /// The mTLS client for the current exchange's upstream (a mesh endpoint), if any.
+    private var meshUpstream: MeshTLSClient?
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil) {
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: String? = nil) {
         self.loop = loop
         self.direction = direction
         self.isHTTP2 = isHTTP2
         self.originalIP = originalIP
+        self.fromMesh = fromMesh
+        self.meshClient = meshClient
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -164,6 +175,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         case .inbound:
             target = loop.app
             head.headers.remove(name: "eino-client-id")
+            if let meshClient { head.headers.add(name: "eino-client-id", value: meshClient) }
             if routeMetrics == nil {
                 let name = loop.snapshot?.identity.name ?? "app"
                 routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name)
@@ -191,8 +203,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
         // The upstream is spoken to in the protocol the client chose: HTTP/2 stays HTTP/2
         // (gRPC needs it), HTTP/1.x goes as HTTP/1.1.
-        let upgrade = isHTTP2 ? nil : Self.requestedUpgrade(head.headers)
-        Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
+        // A mesh endpoint (one with an identity, when this proxy holds credentials) is
+        // another proxy: HTTP/1.1 requests travel to it as HTTP/2 streams over mTLS, and it
+        // restores them to HTTP/1.1 for its app.
+        if direction == .outbound, target.expectedIdentity != nil, let tls = loop.tls {
+            meshUpstream = tls.httpClient
+            upstreamStream = true
+        } else {
+            meshUpstream = nil
+            upstreamStream = isHTTP2 && !fromMesh
+        }
+        let upgrade = (isHTTP2 || upstreamStream) ? nil : Self.requestedUpgrade(head.headers)
+        Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2 && !upstreamStream)
         if let upgrade {
             upgradeRequested = true
             head.headers.replaceOrAdd(name: "upgrade", value: upgrade)
@@ -222,7 +244,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     private func lease(_ target: EndpointState) {
         machine.connecting()
-        switch isHTTP2 ? loop.leaseStream(target) : loop.lease(target) {
+        switch upstreamStream ? loop.leaseStream(target, mesh: meshUpstream) : loop.lease(target) {
         case .ready(let connection):
             attach(connection)
         case .pending(let future):
@@ -233,7 +255,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 }
                 switch result {
                 case .success(let connection): self.attach(connection)
-                case .failure: self.upstreamFailed(connecting: true)
+                case .failure(let error):
+                    self.upstreamFailed(connecting: true, tls: (error as? MeshUpstreamError)?.cause)
                 }
             }
         case .overloaded:
@@ -284,7 +307,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 let now = NIODeadline.now()
                 endpoint.latency.observe(rttNanos: UInt64(max(0, (now - start).nanoseconds)), now: UInt64(now.uptimeNanoseconds))
             }
-            if !head.isKeepAlive { spent = true }
+            // An HTTP/2 stream is used once anyway; its response head (version 2) never says
+            // keep-alive, and closing a finished stream early would send RST_STREAM, which a
+            // server counts against its reset-flood limit.
+            if !head.isKeepAlive && upstream?.isStream != true { spent = true }
             Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
             head.version = responseVersion
             if !isHTTP2 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
@@ -342,9 +368,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         upstreamFailed(connecting: false)
     }
 
-    private func upstreamFailed(connecting: Bool) {
+    private func upstreamFailed(connecting: Bool, tls: String? = nil) {
         switch machine.upstreamFailed(connecting: connecting) {
-        case .respond(let error): answer(error)
+        case .respond(let error): answer(tls.map { .upstreamTLS($0) } ?? error)
         case .abort: abort()
         case .none: resumeDownstreamReads()
         }

@@ -1,5 +1,7 @@
+import Identity
 import MeshConfig
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
@@ -14,6 +16,9 @@ final class LoopContext: @unchecked Sendable {
     let metrics = LoopMetrics()
     var random = FastRandom()
     private(set) var snapshot: MeshSnapshot?
+    /// This proxy's mTLS values; nil without credentials (endpoints are then spoken to in
+    /// plaintext and TLS arriving inbound is relayed to the app). Swapped like snapshots.
+    var tls: MeshTLSRuntime?
     /// Endpoint state by address, kept across snapshots so pools and latency survive reloads.
     private var endpoints: [String: EndpointState] = [:]
     private var runtimes: [ServiceKey: ServiceRuntime] = [:]
@@ -81,7 +86,7 @@ final class LoopContext: @unchecked Sendable {
         if let runtime = runtimes[key] { return runtime }
         guard let service = snapshot?.services[key] else { return nil }
         let states = service.endpoints.map { endpoint -> EndpointState in
-            if let state = endpoints[endpoint.address] { return state }
+            if let state = endpoints[endpoint.address], state.endpoint.identity == endpoint.identity { return state }
             let state = EndpointState(endpoint: endpoint)
             endpoints[endpoint.address] = state
             return state
@@ -125,14 +130,17 @@ final class LoopContext: @unchecked Sendable {
     }
 
     /// A stream on the endpoint's shared HTTP/2 connection (made when there is none).
-    func leaseStream(_ state: EndpointState) -> Lease {
+    ///
+    /// `mesh`: the endpoint is another Eino proxy reached over mTLS (ALPN h2); its identity
+    /// is checked during the handshake.
+    func leaseStream(_ state: EndpointState, mesh: MeshTLSClient? = nil) -> Lease {
         let connection: EventLoopFuture<HTTP2Upstream>.Isolated
         if let existing = state.http2, existing.channel.isActive {
             connection = eventLoop.makeSucceededIsolatedFuture(existing)
         } else if let pending = state.http2Pending {
             connection = pending
         } else {
-            let made = connectHTTP2(state)
+            let made = connectHTTP2(state, tls: mesh)
             state.http2Pending = made
             made.whenComplete { [weak state] result in
                 state?.http2Pending = nil
@@ -170,19 +178,42 @@ final class LoopContext: @unchecked Sendable {
         return .pending(stream)
     }
 
-    private func connectHTTP2(_ state: EndpointState) -> EventLoopFuture<HTTP2Upstream>.Isolated {
+    /// The TLS handlers for a connection to a mesh endpoint, and a future that completes
+    /// when its handshake is done (failing with the reason, e.g. an identity mismatch).
+    func addMeshTLS(to channel: Channel, client: MeshTLSClient, expecting expected: SPIFFEID?) throws -> EventLoopFuture<Void> {
+        let failure = VerificationFailureBox()
+        let handler = try client.makeHandler(expecting: expected, connectionFailure: { failure.record($0) })
+        let handshake = channel.eventLoop.makePromise(of: Void.self)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(promise: handshake, failure: failure))
+        return handshake.futureResult
+    }
+
+    private func connectHTTP2(_ state: EndpointState, tls: MeshTLSClient?) -> EventLoopFuture<HTTP2Upstream>.Isolated {
+        let handshakes = HandshakeSlot()
+        let expected = state.expectedIdentity
         let bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(configuration.connectTimeout)
-            .channelInitializer { channel in
+            .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { handshakes.future = try self.addMeshTLS(to: channel, client: tls, expecting: expected) }
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in stream.close() }
                     try channel.pipeline.syncOperations.addHandler(MultiplexerHolder(multiplexer))
                 }
             }
-        let connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
+        var connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
+        if tls != nil {
+            connected = connected.flatMap { channel in
+                guard let handshake = handshakes.future else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return handshake.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
+        }
         return connected.assumeIsolated().map { channel in
             let holder = try! channel.pipeline.syncOperations.handler(type: MultiplexerHolder.self)
             let upstream = HTTP2Upstream(channel: channel, multiplexer: holder.multiplexer)
@@ -269,8 +300,12 @@ final class EndpointState {
     var http2: HTTP2Upstream?
     var http2Pending: EventLoopFuture<HTTP2Upstream>.Isolated?
 
+    /// The SPIFFE ID the endpoint must present; nil for a plaintext endpoint.
+    let expectedIdentity: SPIFFEID?
+
     init(endpoint: Endpoint) {
         self.endpoint = endpoint
+        expectedIdentity = endpoint.identity.flatMap { try? SPIFFEID(parsing: $0) }
         socketAddress = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)
     }
 
@@ -463,4 +498,10 @@ final class MultiplexerHolder: ChannelInboundHandler {
     init(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
         self.multiplexer = multiplexer
     }
+}
+
+/// Passes the handshake future of a connection out of its channel initializer (both run on
+/// the same event loop, one after the other).
+final class HandshakeSlot: @unchecked Sendable {
+    var future: EventLoopFuture<Void>?
 }

@@ -31,6 +31,8 @@ public struct ProxyConfiguration: Sendable {
     public var threads: Int = System.coreCount
     /// How often the config file is checked for changes; nil disables watching.
     public var watchInterval: TimeAmount? = .seconds(1)
+    /// Whether the inbound listener accepts plaintext from peers other than loopback.
+    public var inboundMode: InboundMode = .strict
 
     public init(app: ListenAddress, configPath: String?) {
         self.app = app
@@ -65,4 +67,11 @@ public func parseDuration(_ text: String) -> TimeAmount? {
         return nil
     }
     return nil
+}
+
+/// `--inbound-mode`: `strict` refuses plaintext inbound connections from anything but
+/// loopback (other proxies must come over mTLS); `permissive` accepts them.
+public enum InboundMode: String, Sendable, CaseIterable {
+    case strict
+    case permissive
 }

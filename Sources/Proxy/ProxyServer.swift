@@ -1,4 +1,5 @@
 import Foundation
+import Identity
 import MeshConfig
 import NIOConcurrencyHelpers
 import NIOCore
@@ -31,6 +32,11 @@ public final class ProxyServer: @unchecked Sendable {
         var fileStamp: FileStamp?
         var reloads: UInt64 = 0
         var rejectedReloads: UInt64 = 0
+        /// The static config's `tls:` files, and the material in force.
+        var tlsFiles: TLSFiles?
+        var material: IdentityMaterial?
+        /// The `tls:` files as last loaded, to notice rotated files.
+        var tlsStamps: [FileStamp] = []
     }
 
     private let state = NIOLockedValueBox(State())
@@ -68,6 +74,7 @@ public final class ProxyServer: @unchecked Sendable {
             case .success(let snapshot): install(snapshot)
             case .failure(let problems): throw problems
             }
+            try loadIdentityFiles()
         }
         let admin = try AdminServer.bind(server: self, host: configuration.admin.host, port: configuration.admin.port, group: group).wait()
         let outbound = try bindListener(.outbound, configuration.outbound, quiescing: outboundQuiescing).wait()
@@ -112,6 +119,7 @@ public final class ProxyServer: @unchecked Sendable {
             }
             let version = state.withLockedValue { state -> UInt64 in
                 state.fileStamp = stamp
+                state.tlsFiles = config.tls.map { Self.resolve($0, relativeTo: configPath) }
                 state.version += 1
                 return state.version
             }
@@ -141,6 +149,11 @@ public final class ProxyServer: @unchecked Sendable {
         switch loadConfig() {
         case .success(let snapshot):
             install(snapshot)
+            do {
+                try loadIdentityFiles()
+            } catch {
+                log("identity files not loaded (\(reason)); keeping the current ones: \(error)")
+            }
             state.withLockedValue { $0.reloads += 1 }
             log("config version \(snapshot.version) loaded (\(reason)): \(snapshot.services.count) services")
             return .success(snapshot.version)
@@ -149,6 +162,57 @@ public final class ProxyServer: @unchecked Sendable {
             log("config reload (\(reason)) rejected; keeping version \(currentSnapshot?.version ?? 0):\n\(problems.description)")
             return .failure(problems)
         }
+    }
+
+    // MARK: identity
+
+    /// Relative `tls:` paths are read from the config file's directory.
+    private static func resolve(_ files: TLSFiles, relativeTo configPath: String) -> TLSFiles {
+        let base = (configPath as NSString).deletingLastPathComponent
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") || base.isEmpty ? path : (base as NSString).appendingPathComponent(path)
+        }
+        return TLSFiles(caFile: absolute(files.caFile), certFile: absolute(files.certFile), keyFile: absolute(files.keyFile))
+    }
+
+    /// Static mode: (re)loads the `tls:` files; new material is put in force for new
+    /// connections. Throws when they cannot be read (the caller decides whether that is fatal).
+    private func loadIdentityFiles() throws {
+        guard let files = state.withLockedValue({ $0.tlsFiles }) else { return }
+        let stamps = Self.stamps(files)
+        let material = try IdentityMaterial.load(certificateFile: files.certFile, keyFile: files.keyFile, bundleFile: files.caFile)
+        try installIdentity(material)
+        state.withLockedValue { $0.tlsStamps = stamps }
+    }
+
+    private static func stamps(_ files: TLSFiles) -> [FileStamp] {
+        [files.certFile, files.keyFile, files.caFile].map { FileStamp(path: $0) }
+    }
+
+    /// Static-mode rotation: reloads the `tls:` files when one changed. A load that fails
+    /// (a key and certificate from different issues, caught mid-rotation) keeps the material
+    /// in force and is tried again on the next tick.
+    private func reloadIdentityFilesIfChanged() {
+        let (files, stamps) = state.withLockedValue { ($0.tlsFiles, $0.tlsStamps) }
+        guard let files, Self.stamps(files) != stamps else { return }
+        do {
+            try loadIdentityFiles()
+        } catch {
+            log("identity files changed but not loaded yet (will retry): \(error)")
+        }
+    }
+
+    /// Puts identity material in force: one set of TLS values built here, handed to every
+    /// loop the way snapshots are. Connections already open keep the values they began with.
+    public func installIdentity(_ material: IdentityMaterial) throws {
+        let unchanged = state.withLockedValue { $0.material == material }
+        if unchanged { return }
+        let runtime = try MeshTLSRuntime(material: material)
+        state.withLockedValue { $0.material = material }
+        for loop in loops {
+            loop.eventLoop.execute { loop.tls = runtime }
+        }
+        log("mTLS identity \(material.credentials.identity) in force (certificate valid until \(material.credentials.leaf.notValidAfter))")
     }
 
     private func startWatching() {
@@ -160,7 +224,7 @@ public final class ProxyServer: @unchecked Sendable {
             guard let self else { return }
             let stamp = FileStamp(path: configPath)
             let changed = self.state.withLockedValue { $0.fileStamp != stamp && !$0.shuttingDown }
-            if changed { self.reload(reason: "file changed") }
+            if changed { self.reload(reason: "file changed") } else { self.reloadIdentityFilesIfChanged() }
         }
         timer.resume()
         watcher = timer
@@ -226,6 +290,17 @@ public final class ProxyServer: @unchecked Sendable {
     private static func install(_ detected: DetectedProtocol, on channel: Channel, loop: LoopContext, direction: TrafficDirection, original: SocketAddress?) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = loop.configuration
+        if direction == .inbound {
+            if detected == .tls, let tls = loop.tls {
+                try installMeshServer(tls, on: channel, loop: loop)
+                return
+            }
+            if detected != .tls, configuration.inboundMode == .strict, !isLoopback(channel.remoteAddress) {
+                loop.metrics.proxyError(direction: direction.rawValue, cause: "plaintext_refused")
+                channel.close(promise: nil)
+                return
+            }
+        }
         switch detected {
         case .http1:
             try pipeline.addHandler(HeaderTimeoutHandler(timeout: configuration.headerTimeout) {
@@ -258,6 +333,7 @@ public final class ProxyServer: @unchecked Sendable {
             let relay = RelayHandler()
             try pipeline.addHandler(relay)
             let target: SocketAddress
+            var meshEndpoint: EndpointState?
             switch direction {
             case .inbound:
                 if let address = loop.app.socketAddress {
@@ -283,16 +359,32 @@ public final class ProxyServer: @unchecked Sendable {
                         return
                     }
                     target = try endpoint.socketAddress ?? SocketAddress.makeAddressResolvingHost(endpoint.endpoint.host, port: endpoint.endpoint.port)
+                    if endpoint.expectedIdentity != nil { meshEndpoint = endpoint }
                 } else {
                     target = original
                 }
             }
+            // Opaque TCP to another proxy goes over mTLS with its own ALPN value.
+            let mesh = meshEndpoint.flatMap { endpoint in loop.tls.map { ($0.tcpClient, endpoint.expectedIdentity) } }
+            connectRelay(relay, from: channel, to: target, loop: loop, direction: direction, mesh: mesh)
+        }
+    }
+
+    /// Connects to `target` and pairs `relay` (on `channel`) with the new connection.
+    private static func connectRelay(
+        _ relay: RelayHandler, from channel: Channel, to target: SocketAddress, loop: LoopContext,
+        direction: TrafficDirection, mesh: (MeshTLSClient, SPIFFEID?)?
+    ) {
+        let configuration = loop.configuration
             ClientBootstrap(group: channel.eventLoop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .connectTimeout(configuration.connectTimeout)
                 .channelInitializer { upstream in
                     upstream.eventLoop.makeCompletedFuture {
+                        if let (client, expected) = mesh {
+                            _ = try loop.addMeshTLS(to: upstream, client: client, expecting: expected)
+                        }
                         try upstream.pipeline.syncOperations.addHandler(RelayHandler())
                     }
                 }
@@ -312,7 +404,52 @@ public final class ProxyServer: @unchecked Sendable {
                         channel.close(promise: nil)
                     }
                 }
-        }
+    }
+
+    /// Inbound mTLS from another proxy: terminate it, then serve what ALPN chose — `h2`
+    /// as HTTP (given to the app as HTTP/1.1, with the verified client identity in
+    /// `eino-client-id`), `eino-tcp` as bytes relayed to the app.
+    private static func installMeshServer(_ tls: MeshTLSRuntime, on channel: Channel, loop: LoopContext) throws {
+        let configuration = loop.configuration
+        let handler = tls.server.makeHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(InboundTLSRouter(tlsHandler: handler) { negotiated, peer, context in
+            let channel = context.channel
+            let pipeline = channel.pipeline.syncOperations
+            switch negotiated {
+            case MeshALPN.http2:
+                try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
+                var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                connection.initialSettings = [
+                    HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+                    HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderBytes),
+                ]
+                let client = peer?.description
+                _ = try pipeline.configureHTTP2Pipeline(
+                    mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
+                ) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                        try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(
+                            loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: client))
+                    }
+                }
+            case MeshALPN.tcp:
+                let relay = RelayHandler()
+                try pipeline.addHandler(relay)
+                let target = try loop.app.socketAddress
+                    ?? SocketAddress.makeAddressResolvingHost(loop.app.endpoint.host, port: loop.app.endpoint.port)
+                connectRelay(relay, from: channel, to: target, loop: loop, direction: .inbound, mesh: nil)
+            default:
+                loop.metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: "unknown_alpn")
+                channel.close(promise: nil)
+            }
+        })
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let ip = address?.ipAddress else { return true }  // Unix sockets and the like
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 
     // MARK: admin
@@ -322,13 +459,17 @@ public final class ProxyServer: @unchecked Sendable {
         let copies = loops.map { loop in loop.eventLoop.submit { loop.metrics.snapshot() } }
         return EventLoopFuture.reduce(into: MetricsSnapshot(), copies, on: eventLoop) { $0.merge($1) }.map { merged in
             var result = merged
-            let (version, reloads, rejected) = self.state.withLockedValue { ($0.snapshot?.version ?? 0, $0.reloads, $0.rejectedReloads) }
+            let (version, reloads, rejected, material) = self.state.withLockedValue { ($0.snapshot?.version ?? 0, $0.reloads, $0.rejectedReloads, $0.material) }
             result.gauges = [
                 ("eino_config_version", "Version of the config snapshot in force.", Double(version)),
                 ("eino_config_reloads", "Config reloads applied since start.", Double(reloads)),
                 ("eino_config_reloads_rejected", "Config reloads rejected as invalid since start.", Double(rejected)),
                 ("eino_ready", "1 when the proxy is ready.", self.isReady ? 1 : 0),
             ]
+            if let leaf = material?.credentials.leaf {
+                result.gauges.append(("eino_certificate_expiry_seconds",
+                    "Unix time at which the proxy's mTLS certificate expires.", leaf.notValidAfter.timeIntervalSince1970))
+            }
             return result
         }
     }

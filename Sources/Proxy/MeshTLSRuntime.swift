@@ -1,0 +1,138 @@
+import Identity
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// ALPN values spoken between Eino proxies.
+enum MeshALPN {
+    /// HTTP (any version from the app) carried as HTTP/2 streams.
+    static let http2 = "h2"
+    /// Opaque TCP bytes.
+    static let tcp = "eino-tcp"
+}
+
+/// The TLS side of one identity: a server value and two client values (one per ALPN, since
+/// the client offers exactly the protocol it means to speak). Built once per identity
+/// material and shared by every connection; a rotation builds a new one, and connections
+/// opened with the old one carry on with it.
+final class MeshTLSRuntime: Sendable {
+    let identity: SPIFFEID
+    let material: IdentityMaterial
+    let server: MeshTLSServer
+    let httpClient: MeshTLSClient
+    let tcpClient: MeshTLSClient
+
+    init(material: IdentityMaterial) throws {
+        self.material = material
+        identity = material.credentials.identity
+        server = try MeshTLSServer(
+            credentials: material.credentials, trustBundle: material.trustBundle,
+            applicationProtocols: [MeshALPN.http2, MeshALPN.tcp])
+        httpClient = try MeshTLSClient(
+            credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: [MeshALPN.http2])
+        tcpClient = try MeshTLSClient(
+            credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: [MeshALPN.tcp])
+    }
+}
+
+/// Why an upstream TLS connection failed, in words for `eino-error`.
+struct MeshUpstreamError: Error {
+    let cause: String
+}
+
+/// Holds one outgoing connection's verification failure until the handshake fails on the
+/// event loop. Written from the verifier's task, read on the loop: a lock, but only on the
+/// handshake path (once per connection), never per request.
+final class VerificationFailureBox: Sendable {
+    private let failure = NIOLockedValueBox<PeerVerificationError?>(nil)
+
+    func record(_ error: PeerVerificationError) { failure.withLockedValue { $0 = error } }
+
+    var recorded: PeerVerificationError? { failure.withLockedValue { $0 } }
+
+    /// The sentence for `eino-error`.
+    func cause(for error: Error) -> String {
+        guard let recorded else { return "upstream TLS handshake failed: \(error)" }
+        if case .identityMismatch(let expected, let actual) = recorded.kind {
+            return "upstream identity mismatch: expected \(expected), got \(actual)"
+        }
+        return "upstream TLS handshake failed: \(recorded.description)"
+    }
+}
+
+/// Client side: completes `promise` when the handshake finished (or failed), so a connection
+/// is handed to requests only once the peer is verified, and a failure can be named.
+final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = Any
+    typealias InboundOut = Any
+
+    private var promise: EventLoopPromise<Void>?
+    private let failure: VerificationFailureBox
+
+    init(promise: EventLoopPromise<Void>, failure: VerificationFailureBox) {
+        self.promise = promise
+        self.failure = failure
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            let promise = self.promise
+            self.promise = nil
+            promise?.succeed(())
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: Error) {
+        guard let promise else { return }
+        self.promise = nil
+        promise.fail(MeshUpstreamError(cause: failure.cause(for: error)))
+    }
+}
+
+/// Server side: after the inbound handshake, installs what the negotiated ALPN speaks and
+/// hands it the verified client identity.
+final class InboundTLSRouter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = Any
+    typealias InboundOut = Any
+
+    private let tlsHandler: NIOSSLServerHandler
+    private let install: (String?, SPIFFEID?, ChannelHandlerContext) throws -> Void
+    private var done = false
+
+    init(tlsHandler: NIOSSLServerHandler, install: @escaping (String?, SPIFFEID?, ChannelHandlerContext) throws -> Void) {
+        self.tlsHandler = tlsHandler
+        self.install = install
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if !done, let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
+            done = true
+            do {
+                try install(negotiated, MeshTLS.peerIdentity(of: tlsHandler), context)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A refused client (no certificate, foreign CA …): nothing to answer but a close.
+        context.close(promise: nil)
+    }
+}

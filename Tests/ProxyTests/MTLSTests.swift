@@ -1,0 +1,134 @@
+import EinoTestSupport
+import Foundation
+import Testing
+
+/// Two static-mode proxies with mTLS between them, certificates made by `eino identity`.
+@Suite(.serialized) struct MTLSTests {
+    /// A CA and certificates for `services`, in a temporary directory.
+    final class Certificates {
+        let directory: URL
+
+        init(services: [String]) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-mtls-\(UUID().uuidString)")
+            let ca = directory.appendingPathComponent("ca").path
+            try Self.eino(["identity", "init", "--dir", ca])
+            for service in services {
+                try Self.eino(["identity", "issue", "--dir", ca, "--service", service, "--out", directory.appendingPathComponent("certs").path])
+            }
+        }
+
+        var caFile: String { directory.appendingPathComponent("ca/ca.pem").path }
+        func certFile(_ service: String) -> String { directory.appendingPathComponent("certs/\(service).pem").path }
+        func keyFile(_ service: String) -> String { directory.appendingPathComponent("certs/\(service).key").path }
+
+        /// The ProxyConfig `tls:` block presenting `service`'s certificate.
+        func tlsBlock(_ service: String) -> String {
+            "tls: {caFile: \"\(caFile)\", certFile: \"\(certFile(service))\", keyFile: \"\(keyFile(service))\"}\n"
+        }
+
+        private static func eino(_ arguments: [String]) throws {
+            let output = try EinoProcess.run(EinoProcess.binary, arguments)
+            guard output.status == 0 else { throw HarnessError("eino \(arguments.joined(separator: " ")) failed: \(output.stderr)") }
+        }
+
+        deinit { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    static func spiffe(_ service: String) -> String { "spiffe://cluster.local/ns/default/sa/\(service)" }
+
+    /// The server-side proxy: holds `certificate`, serves the app at `app`.
+    static func serverConfig(_ certificates: Certificates, certificate: String) -> String {
+        """
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: web, namespace: default}
+        \(certificates.tlsBlock(certificate))services:
+        - name: web
+          endpoints: []
+
+        """
+    }
+
+    /// The client-side proxy: reaches `web` at `inbound`, expecting `expected`.
+    static func clientConfig(_ certificates: Certificates, inbound: String, expected: String?) -> String {
+        """
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: client, namespace: default}
+        \(certificates.tlsBlock("client"))services:
+        - name: web
+          endpoints:
+          - address: "\(inbound)"
+        \(expected.map { "    identity: \"\($0)\"\n" } ?? "")
+        """
+    }
+
+    @Test func requestCrossesMTLSAndTheAppSeesTheClientIdentity() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")))
+        // A forged identity from the app is replaced by the verified one.
+        let output = try curl(["-s", "-i", "-H", "Host: web", "-H", "eino-client-id: spiffe://cluster.local/ns/default/sa/admin",
+                               "http://\(client.outbound)/headers"])
+        #expect(output.stdout.hasPrefix("HTTP/1.1 200"), "\(output.stdout)\n\(client.process.stderr)\n\(server.process.stderr)")
+        #expect(output.stdout.contains("eino-client-id: \(Self.spiffe("client"))"))
+        #expect(!output.stdout.contains("sa/admin"))
+        // The app was spoken to in HTTP/1.1 and bodies stream through (chunked from the app).
+        let chunked = try curl(["-s", "-H", "Host: web", "http://\(client.outbound)/chunked"])
+        #expect(chunked.stdout == "chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n")
+        let body = try curl(["-s", "-H", "Host: web", "-d", "hello", "http://\(client.outbound)/"])
+        #expect(body.stdout == "web-app 5\n")
+    }
+
+    @Test func aProxyHoldingAnotherIdentityIsRefused() throws {
+        let certificates = try Certificates(services: ["client", "db"])
+        let app = try Upstream("db-app")
+        let impostor = try RunningProxy(config: Self.serverConfig(certificates, certificate: "db"), app: app.address)
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: impostor.inbound, expected: Self.spiffe("web")))
+        let output = try curl(["-s", "-i", "-H", "Host: web", "http://\(client.outbound)/"])
+        #expect(output.stdout.hasPrefix("HTTP/1.1 502"), "\(output.stdout)")
+        #expect(headerValue(output.stdout, "eino-error") == "upstream identity mismatch: expected \(Self.spiffe("web")), got \(Self.spiffe("db"))")
+        #expect(!output.stdout.contains("db-app"))
+        #expect(try client.metric("eino_proxy_errors_total{direction=\"outbound\",cause=\"upstream_identity_mismatch\"}") == 1)
+    }
+
+    @Test func opensslWithoutAClientCertificateIsRefused() throws {
+        let certificates = try Certificates(services: ["web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        // Under TLS 1.3 the refusal (certificate required) shows only once the client reads.
+        let script = "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\n\\r\\n' | (cat; sleep 1) | openssl s_client -connect \(server.inbound) -tls1_3 -alpn h2 -CAfile \(certificates.caFile) 2>&1"
+        let output = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script])
+        #expect(!output.stdout.contains("web-app"))
+        #expect(output.stdout.contains("alert") || output.stdout.contains("certificate required"), "\(output.stdout)")
+        // TLS 1.2 is refused at once.
+        let old = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "openssl s_client -connect \(server.inbound) -tls1_2 </dev/null 2>&1"])
+        #expect(old.status != 0)
+    }
+
+    @Test func twoHundredConcurrentRequestsShareOneTLSConnection() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        // One event loop: upstream connections are per loop, so this makes "one" exact.
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")),
+                                      extra: ["--threads", "1"])
+        let result = try load(client.outbound, authority: "web", count: 200, connections: 200, path: "/slow?ms=300")
+        #expect(result.errors == 0)
+        #expect(result.status == ["200": 200])
+        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
+        #expect(try client.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 200)
+    }
+
+    @Test func plaintextFromLoopbackStillWorksWithCredentials() throws {
+        // Strict mode refuses plaintext only from non-loopback peers; a local client still
+        // reaches the app through the inbound port.
+        let certificates = try Certificates(services: ["web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        let output = try curl(["-s", "-H", "Host: web", "-H", "eino-client-id: forged", "http://\(server.inbound)/headers"])
+        #expect(output.stdout.contains("host: web"))
+        #expect(!output.stdout.contains("eino-client-id"))
+    }
+}
