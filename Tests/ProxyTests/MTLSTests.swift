@@ -131,4 +131,73 @@ import Testing
         #expect(output.stdout.contains("host: web"))
         #expect(!output.stdout.contains("eino-client-id"))
     }
+
+    /// The host's first global IPv4 address (not loopback), if it has one.
+    static func hostAddress() throws -> String? {
+        let output = try EinoProcess.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["-4", "-o", "addr", "show", "scope", "global"])
+        for line in output.stdout.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if let index = fields.firstIndex(of: "inet"), index + 1 < fields.count {
+                return String(fields[index + 1].split(separator: "/")[0])
+            }
+        }
+        return nil
+    }
+
+    @Test func strictModeRefusesPlaintextFromOtherHostsAndPermissiveAcceptsIt() throws {
+        guard let host = try Self.hostAddress() else { return }
+        let certificates = try Certificates(services: ["web"])
+        let app = try Upstream("web-app")
+        for mode in ["strict", "permissive"] {
+            // The last --inbound wins: listen on the host's address, so the client is not loopback.
+            let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address,
+                                          extra: ["--inbound", "\(host):0", "--inbound-mode", mode])
+            #expect(server.inbound.hasPrefix(host))
+            let output = try curl(["-s", "-m", "5", "-H", "Host: web", "http://\(server.inbound)/"])
+            if mode == "strict" {
+                #expect(output.status != 0 && !output.stdout.contains("web-app"), "\(output.stdout)")
+                #expect(try server.metric("eino_proxy_errors_total{direction=\"inbound\",cause=\"plaintext_refused\"}") == 1)
+            } else {
+                #expect(output.stdout == "web-app\n", "\(output.stdout) \(output.stderr)")
+            }
+        }
+    }
+
+    @Test func opaqueTCPOverMTLSIsRelayedToTheApp() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        // A peer proxy's opaque connection: client certificate, ALPN eino-tcp, bytes relayed as they are.
+        let script = "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\nConnection: close\\r\\n\\r\\n' | (cat; sleep 1) | openssl s_client -quiet -connect \(server.inbound) -alpn eino-tcp -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) -CAfile \(certificates.caFile) 2>/dev/null"
+        let output = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script])
+        #expect(output.stdout.hasPrefix("HTTP/1.0 200") || output.stdout.hasPrefix("HTTP/1.1 200"), "\(output.stdout)")
+        #expect(output.stdout.hasSuffix("web-app\n"))
+    }
+
+    @Test func rotatedCertificateFilesServeNewConnections() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address,
+                                      extra: ["--watch-interval", "100ms"])
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")))
+        func served() throws -> String {
+            let script = "openssl s_client -connect \(server.inbound) -alpn h2 -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+            return try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script]).stdout
+        }
+        func onFile() throws -> String {
+            try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "openssl x509 -noout -fingerprint -sha256 -in \(certificates.certFile("web"))"]).stdout
+        }
+        let before = try onFile()
+        #expect(try served() == before)
+        #expect(try curl(["-s", "-H", "Host: web", "http://\(client.outbound)/"]).stdout == "web-app\n")
+        // Re-issue in place, as an operator's cron job would.
+        let issue = try EinoProcess.run(EinoProcess.binary, ["identity", "issue", "--dir", certificates.directory.appendingPathComponent("ca").path,
+                                                             "--service", "web", "--out", certificates.directory.appendingPathComponent("certs").path])
+        #expect(issue.status == 0, "\(issue.stderr)")
+        let after = try onFile()
+        #expect(after != before)
+        #expect(try eventually(timeout: 5) { try served() == after })
+        // The client proxy's open connection carries on; a request still goes through.
+        #expect(try curl(["-s", "-H", "Host: web", "http://\(client.outbound)/"]).stdout == "web-app\n")
+    }
 }
