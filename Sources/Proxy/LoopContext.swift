@@ -193,7 +193,7 @@ final class LoopContext: @unchecked Sendable {
         let handshakes = HandshakeSlot()
         let expected = state.expectedIdentity
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(configuration.connectTimeout)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -250,7 +250,7 @@ final class LoopContext: @unchecked Sendable {
 
     private func connect(_ state: EndpointState) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: false)
             .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in

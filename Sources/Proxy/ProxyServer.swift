@@ -265,7 +265,7 @@ public final class ProxyServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -377,7 +377,7 @@ public final class ProxyServer: @unchecked Sendable {
     ) {
         let configuration = loop.configuration
             ClientBootstrap(group: channel.eventLoop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .connectTimeout(configuration.connectTimeout)
                 .channelInitializer { upstream in

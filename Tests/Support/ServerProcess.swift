@@ -4,13 +4,7 @@ import Foundation
 /// started, watched line by line until it says it is ready, then stopped or killed.
 public final class ServerProcess: @unchecked Sendable {
     public let process = Process()
-    private let lock = NSLock()
-    private var stdoutLines: [String] = []
-    private var stderrText = ""
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    /// Signalled when stdout reaches its end, so `waitForExit` returns with every line read.
-    private let stdoutClosed = DispatchSemaphore(value: 0)
+    private let output = CollectedOutput()
 
     /// Starts `executable` with `arguments` from the repository root.
     public init(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws {
@@ -18,25 +12,28 @@ public final class ServerProcess: @unchecked Sendable {
         process.arguments = arguments
         process.currentDirectoryURL = EinoProcess.repositoryRoot
         if let environment { process.environment = environment }
+        let stdoutPipe = Pipe(), stderrPipe = Pipe()
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        Thread.detachNewThread { [self] in
+        // The readers hold the collector, not this object, so dropping the last reference
+        // to a ServerProcess still runs deinit and kills the process.
+        let output = self.output
+        Thread.detachNewThread {
             var pending = Data()
             while case let chunk = stdoutPipe.fileHandleForReading.availableData, !chunk.isEmpty {
                 pending.append(chunk)
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    output.append(line: String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
                     pending.removeSubrange(pending.startIndex...newline)
-                    lock.withLock { stdoutLines.append(line) }
                 }
             }
-            stdoutClosed.signal()
+            output.stdoutClosed.signal()
         }
-        Thread.detachNewThread { [self] in
+        Thread.detachNewThread {
             while case let chunk = stderrPipe.fileHandleForReading.availableData, !chunk.isEmpty {
-                lock.withLock { stderrText += String(decoding: chunk, as: UTF8.self) }
+                output.append(stderr: String(decoding: chunk, as: UTF8.self))
             }
         }
     }
@@ -46,8 +43,8 @@ public final class ServerProcess: @unchecked Sendable {
         try ServerProcess(EinoProcess.binary, arguments)
     }
 
-    public var lines: [String] { lock.withLock { stdoutLines } }
-    public var stderr: String { lock.withLock { stderrText } }
+    public var lines: [String] { output.lines }
+    public var stderr: String { output.stderr }
 
     /// The first stdout line starting with `prefix`, polled until `timeout`.
     public func waitForLine(startingWith prefix: String, timeout: TimeInterval = 30) throws -> String {
@@ -65,7 +62,14 @@ public final class ServerProcess: @unchecked Sendable {
         throw PollTimeout(description: "no \(key)= in \(line)")
     }
 
-    public func terminate() { if process.isRunning { process.terminate() } }
+    /// SIGTERM, then SIGKILL if the process is still there after two seconds: test runners
+    /// may hand their children SIGTERM ignored, and a test must never leave a server behind.
+    public func terminate() {
+        guard process.isRunning else { return }
+        process.terminate()
+        if (try? poll(timeout: 2, "exit after SIGTERM") { process.isRunning ? nil : true }) == nil { kill() }
+        process.waitUntilExit()
+    }
 
     /// SIGKILL: no chance to clean up, as in a crash.
     public func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
@@ -75,8 +79,8 @@ public final class ServerProcess: @unchecked Sendable {
     public func waitForExit(timeout: TimeInterval = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         let status = try poll(timeout: timeout, "process \(process.processIdentifier) to exit") { process.isRunning ? nil : process.terminationStatus }
-        if stdoutClosed.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success {
-            stdoutClosed.signal()  // later calls return at once too
+        if output.stdoutClosed.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success {
+            output.stdoutClosed.signal()  // later calls return at once too
         }
         return status
     }
@@ -85,6 +89,21 @@ public final class ServerProcess: @unchecked Sendable {
         kill()
         process.waitUntilExit()
     }
+}
+
+/// What a process printed, filled by reader threads.
+final class CollectedOutput: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stdoutLines: [String] = []
+    private var stderrText = ""
+    /// Signalled when stdout reaches its end, so `waitForExit` returns with every line read.
+    let stdoutClosed = DispatchSemaphore(value: 0)
+
+    var lines: [String] { lock.withLock { stdoutLines } }
+    var stderr: String { lock.withLock { stderrText } }
+
+    func append(line: String) { lock.withLock { stdoutLines.append(line) } }
+    func append(stderr text: String) { lock.withLock { stderrText += text } }
 }
 
 public struct PollTimeout: Error, CustomStringConvertible {
