@@ -766,6 +766,13 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     add("Raw figures of every run: `bench/results/latest.json` (`runs`).")
     add("")
+    # The control plane's own benchmark (bench/propagation.py) writes its section separately;
+    # it is carried into this report as it was last measured.
+    propagation = os.path.join(REPO, "bench", "results", "propagation.md")
+    if os.path.exists(propagation):
+        with open(propagation) as f:
+            add(f.read().rstrip("\n").replace("## Config propagation", "## Control plane: config propagation", 1))
+        add("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
