@@ -189,6 +189,8 @@ public enum ProxyError: Sendable, Equatable {
     case badRequest
     /// The mTLS handshake with a peer proxy failed; the text says why (e.g. identity mismatch).
     case upstreamTLS(String)
+    /// Denied by a TrafficTarget.
+    case forbidden
 
     public var status: Int {
         switch self {
@@ -198,6 +200,7 @@ public enum ProxyError: Sendable, Equatable {
         case .headerTooLarge: 431
         case .headerTimeout: 408
         case .badRequest: 400
+        case .forbidden: 403
         }
     }
 
@@ -213,6 +216,7 @@ public enum ProxyError: Sendable, Equatable {
         case .headerTimeout: "request header timeout"
         case .badRequest: "bad request"
         case .upstreamTLS(let cause): cause
+        case .forbidden: "forbidden"
         }
     }
 
@@ -228,6 +232,7 @@ public enum ProxyError: Sendable, Equatable {
         case .headerTooLarge: "header_too_large"
         case .headerTimeout: "header_timeout"
         case .badRequest: "bad_request"
+        case .forbidden: "forbidden"
         case .upstreamTLS(let cause): cause.hasPrefix("upstream identity mismatch") ? "upstream_identity_mismatch" : "upstream_tls"
         }
     }

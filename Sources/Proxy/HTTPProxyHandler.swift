@@ -61,13 +61,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The mTLS client for the current exchange's upstream (a mesh endpoint), if any.
     private var meshUpstream: MeshTLSClient?
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: String? = nil) {
+    /// The verified client as `namespace/serviceAccount`, for TrafficTarget checks.
+    private let meshSource: String?
+
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
         self.loop = loop
         self.direction = direction
         self.isHTTP2 = isHTTP2
         self.originalIP = originalIP
         self.fromMesh = fromMesh
-        self.meshClient = meshClient
+        self.meshClient = meshClient?.description
+        self.meshSource = meshClient.map { "\($0.namespace)/\($0.serviceAccount)" }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -179,6 +183,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if routeMetrics == nil {
                 let name = loop.snapshot?.identity.name ?? "app"
                 routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name)
+            }
+            // Once a TrafficTarget names this identity, only its sources get through (and a
+            // caller without a verified identity is none of them).
+            if let allowed = loop.allowedSources, !(meshSource.map { allowed.contains($0) } ?? false) {
+                answer(.forbidden)
+                return
             }
         case .outbound:
             let authority = head.headers.first(name: "host") ?? ""

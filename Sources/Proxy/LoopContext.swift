@@ -58,9 +58,24 @@ final class LoopContext: @unchecked Sendable {
         }
     }
 
+    /// TrafficTarget: the sources (`namespace/serviceAccount`) allowed to reach this proxy's
+    /// identity, or nil when no TrafficTarget names it (everyone may). Per snapshot.
+    private(set) var allowedSources: Set<String>?
+
     func install(_ snapshot: MeshSnapshot) {
         eventLoop.preconditionInEventLoop()
         self.snapshot = snapshot
+        var allowed: Set<String>?
+        for resource in snapshot.resources {
+            guard case .trafficTarget(let target) = resource.spec,
+                  target.destination.name == snapshot.identity.name,
+                  target.destination.namespace == snapshot.identity.namespace
+            else { continue }
+            var set = allowed ?? []
+            for source in target.sources { set.insert("\(source.namespace)/\(source.name)") }
+            allowed = set
+        }
+        allowedSources = allowed
         runtimes.removeAll(keepingCapacity: true)
         authorities.removeAll(keepingCapacity: true)
         // Forget endpoints that left, closing their idle connections.

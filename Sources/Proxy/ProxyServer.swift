@@ -424,17 +424,21 @@ public final class ProxyServer: @unchecked Sendable {
                     HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
                     HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderBytes),
                 ]
-                let client = peer?.description
                 _ = try pipeline.configureHTTP2Pipeline(
                     mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
                 ) { stream in
                     stream.eventLoop.makeCompletedFuture {
                         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                         try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(
-                            loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: client))
+                            loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer))
                     }
                 }
             case MeshALPN.tcp:
+                if let allowed = loop.allowedSources, !(peer.map { allowed.contains("\($0.namespace)/\($0.serviceAccount)") } ?? false) {
+                    loop.metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: ProxyError.forbidden.metricCause)
+                    channel.close(promise: nil)
+                    return
+                }
                 let relay = RelayHandler()
                 try pipeline.addHandler(relay)
                 let target = try loop.app.socketAddress

@@ -200,4 +200,26 @@ import Testing
         // The client proxy's open connection carries on; a request still goes through.
         #expect(try curl(["-s", "-H", "Host: web", "http://\(client.outbound)/"]).stdout == "web-app\n")
     }
+
+    @Test func trafficTargetLetsListedSourcesThroughAndForbidsOthers() throws {
+        let certificates = try Certificates(services: ["client", "intruder", "web"])
+        let app = try Upstream("web-app")
+        let policy = try String(contentsOf: EinoProcess.repositoryRoot.appendingPathComponent("manifests/examples/traffic-target.yaml"), encoding: .utf8)
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + "---\n" + policy, app: app.address)
+        let allowed = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")))
+        let ok = try curl(["-s", "-H", "Host: web", "http://\(allowed.outbound)/"])
+        #expect(ok.stdout == "web-app\n")
+        let intruderConfig = Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web"))
+            .replacingOccurrences(of: "certs/client.", with: "certs/intruder.")
+            .replacingOccurrences(of: "service: client", with: "service: intruder")
+        let intruder = try RunningProxy(config: intruderConfig)
+        let denied = try curl(["-s", "-i", "-H", "Host: web", "http://\(intruder.outbound)/"])
+        #expect(denied.stdout.hasPrefix("HTTP/1.1 403"), "\(denied.stdout)")
+        #expect(headerValue(denied.stdout, "eino-error") == "forbidden")
+        #expect(!denied.stdout.contains("web-app"))
+        // Plaintext from loopback has no verified identity: not a listed source either.
+        let local = try curl(["-s", "-i", "-H", "Host: web", "http://\(server.inbound)/"])
+        #expect(local.stdout.hasPrefix("HTTP/1.1 403"))
+        #expect(try server.metric("eino_proxy_errors_total{direction=\"inbound\",cause=\"forbidden\"}") == 2)
+    }
 }
