@@ -13,24 +13,8 @@ public struct StaticProxyConfig: Sendable {
     public var services: [ServiceSpec]
     public var resources: [Resource]
 
-    /// A problem, printed `file:line: ProxyConfig: field: message` like manifest problems.
-    public struct Problem: Error, Hashable, Sendable, CustomStringConvertible {
-        public var file: String
-        public var line: Int
-        public var resource: String
-        public var field: String
-        public var message: String
-
-        public var description: String { "\(file):\(line): \(resource): \(field): \(message)" }
-
-        public init(file: String, line: Int, resource: String, field: String, message: String) {
-            self.file = file
-            self.line = line
-            self.resource = resource
-            self.field = field
-            self.message = message
-        }
-    }
+    /// One problem, in the same `file:line: Kind/ns/name: field: message` form as manifests.
+    public typealias Problem = ManifestProblem
 
     /// Every problem of one file, in file order.
     public struct Problems: Error, Sendable, CustomStringConvertible {

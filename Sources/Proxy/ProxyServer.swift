@@ -314,20 +314,8 @@ public final class ProxyServer: @unchecked Sendable {
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, originalIP: original?.ipAddress))
         case .http2:
-            // An h2 client's EOF ends the connection (half-closure is for opaque TCP).
-            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-            var connection = NIOHTTP2Handler.ConnectionConfiguration()
-            connection.initialSettings = [
-                HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
-                HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderBytes),
-            ]
-            _ = try pipeline.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
-            ) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                    try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, originalIP: original?.ipAddress))
-                }
+            try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
+                HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, originalIP: original?.ipAddress)
             }
         case .tls, .opaque:
             let relay = RelayHandler()
@@ -418,20 +406,8 @@ public final class ProxyServer: @unchecked Sendable {
             let pipeline = channel.pipeline.syncOperations
             switch negotiated {
             case MeshALPN.http2:
-                try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-                var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                connection.initialSettings = [
-                    HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
-                    HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderBytes),
-                ]
-                _ = try pipeline.configureHTTP2Pipeline(
-                    mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
-                ) { stream in
-                    stream.eventLoop.makeCompletedFuture {
-                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                        try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(
-                            loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer))
-                    }
+                try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
+                    HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer)
                 }
             case MeshALPN.tcp:
                 if let allowed = loop.allowedSources, !(peer.map { allowed.contains("\($0.namespace)/\($0.serviceAccount)") } ?? false) {
@@ -561,4 +537,24 @@ func originalDestination(of channel: Channel) -> SocketAddress? {
     // A connection that was not redirected reports its own local address; treat as none.
     if let result, result == local { return nil }
     return result
+}
+
+/// Serves HTTP/2 on a connection whose protocol is known: every stream becomes HTTP/1 parts
+/// for its own proxy handler. An h2 client's EOF ends the connection (half-closure is for
+/// opaque TCP). Called on the channel's event loop.
+func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, makeHandler: @escaping @Sendable () -> HTTPProxyHandler) throws {
+    try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
+    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    connection.initialSettings = [
+        HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+        HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),
+    ]
+    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+        mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
+    ) { stream in
+        stream.eventLoop.makeCompletedFuture {
+            try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+            try stream.pipeline.syncOperations.addHandler(makeHandler())
+        }
+    }
 }
