@@ -9,14 +9,17 @@ public final class MeshSnapshot: Sendable {
     public let services: [ServiceKey: MeshService]
     /// Services by virtual IP, for transparently redirected connections.
     public let servicesByClusterIP: [String: MeshService]
-    /// Every input resource, kept for `/config` and for later features (mirrors, policy).
+    /// Every input resource, kept for `/config` and for later features (mirrors).
     public let resources: [Resource]
+    /// Who may reach this proxy's identity; nil when no TrafficTarget names it (anyone may).
+    public let accessPolicy: AccessPolicy?
 
-    public init(version: UInt64, identity: ServiceKey, services: [ServiceKey: MeshService], resources: [Resource]) {
+    public init(version: UInt64, identity: ServiceKey, services: [ServiceKey: MeshService], resources: [Resource], accessPolicy: AccessPolicy? = nil) {
         self.version = version
         self.identity = identity
         self.services = services
         self.resources = resources
+        self.accessPolicy = accessPolicy
         var byIP: [String: MeshService] = [:]
         for service in services.values {
             if let ip = service.clusterIP { byIP[ip] = service }
@@ -84,15 +87,7 @@ public final class MeshSnapshot: Sendable {
                     guard let group = routeGroups[ServiceKey(name: reference.name, namespace: namespace)] else {
                         throw CompileError(resource: resource, field: "spec.matches[\(index)].name", message: "HTTPRouteGroup \(namespace)/\(reference.name) not found")
                     }
-                    for match in group.matches {
-                        do {
-                            routes.append(try CompiledMatch(HTTPRouteGroupMatchInput(
-                                name: match.name, pathRegex: match.pathRegex, methods: match.methods,
-                                headers: match.headers.map { ($0.name, $0.valueRegex) })))
-                        } catch {
-                            throw CompileError(resource: resource, field: "spec.matches[\(index)]", message: "route \(match.name): \(error)")
-                        }
-                    }
+                    routes += try compiledMatches(of: group, named: [], resource: resource, field: "spec.matches[\(index)]")
                 case .tcpRoute:
                     tcpRoutes = true
                 default:
@@ -110,7 +105,24 @@ public final class MeshSnapshot: Sendable {
         for key in keys {
             services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key], split: splits[key])
         }
-        return MeshSnapshot(version: version, identity: identity, services: services, resources: resources)
+        let accessPolicy = try AccessPolicy.compile(for: identity, resources: resources, routeGroups: routeGroups)
+        return MeshSnapshot(version: version, identity: identity, services: services, resources: resources, accessPolicy: accessPolicy)
+    }
+
+    /// The matches of `group` named in `names` (all of them when `names` is empty), compiled.
+    /// A regex that does not compile is blamed on `field` of `resource`, the referrer.
+    static func compiledMatches(of group: HTTPRouteGroup, named names: [String], resource: Resource, field: String) throws -> [CompiledMatch] {
+        var compiled: [CompiledMatch] = []
+        for match in group.matches where names.isEmpty || names.contains(match.name) {
+            do {
+                compiled.append(try CompiledMatch(HTTPRouteGroupMatchInput(
+                    name: match.name, pathRegex: match.pathRegex, methods: match.methods,
+                    headers: match.headers.map { ($0.name, $0.valueRegex) })))
+            } catch {
+                throw CompileError(resource: resource, field: field, message: "route \(match.name): \(error)")
+            }
+        }
+        return compiled
     }
 
     public struct CompileError: Error, CustomStringConvertible {

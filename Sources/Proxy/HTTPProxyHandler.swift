@@ -61,8 +61,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The mTLS client for the current exchange's upstream (a mesh endpoint), if any.
     private var meshUpstream: MeshTLSClient?
 
-    /// The verified client as `namespace/serviceAccount`, for TrafficTarget checks.
-    private let meshSource: String?
+    /// The verified client's ServiceAccount, for TrafficTarget checks.
+    private let meshSource: ServiceKey?
 
     init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
         self.loop = loop
@@ -71,7 +71,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         self.originalIP = originalIP
         self.fromMesh = fromMesh
         self.meshClient = meshClient?.description
-        self.meshSource = meshClient.map { "\($0.namespace)/\($0.serviceAccount)" }
+        self.meshSource = meshClient.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -184,9 +184,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 let name = loop.snapshot?.identity.name ?? "app"
                 routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name)
             }
-            // Once a TrafficTarget names this identity, only its sources get through (and a
-            // caller without a verified identity is none of them).
-            if let allowed = loop.allowedSources, !(meshSource.map { allowed.contains($0) } ?? false) {
+            // Once a TrafficTarget names this identity, only its sources get through, for its
+            // rules (and a caller without a verified identity is none of them).
+            if !loop.admitsRequest(from: meshSource, head) {
                 answer(.forbidden)
                 return
             }

@@ -58,24 +58,9 @@ final class LoopContext: @unchecked Sendable {
         }
     }
 
-    /// TrafficTarget: the sources (`namespace/serviceAccount`) allowed to reach this proxy's
-    /// identity, or nil when no TrafficTarget names it (everyone may). Per snapshot.
-    private(set) var allowedSources: Set<String>?
-
     func install(_ snapshot: MeshSnapshot) {
         eventLoop.preconditionInEventLoop()
         self.snapshot = snapshot
-        var allowed: Set<String>?
-        for resource in snapshot.resources {
-            guard case .trafficTarget(let target) = resource.spec,
-                  target.destination.name == snapshot.identity.name,
-                  target.destination.namespace == snapshot.identity.namespace
-            else { continue }
-            var set = allowed ?? []
-            for source in target.sources { set.insert("\(source.namespace)/\(source.name)") }
-            allowed = set
-        }
-        allowedSources = allowed
         runtimes.removeAll(keepingCapacity: true)
         authorities.removeAll(keepingCapacity: true)
         // Forget endpoints that left, closing their idle connections.
@@ -87,6 +72,27 @@ final class LoopContext: @unchecked Sendable {
             state.closeIdle()
             endpoints[address] = nil
         }
+    }
+
+    /// TrafficTarget authorization of an inbound request from `source` (nil: no verified
+    /// identity), counted when a policy is in force. Without one, everyone is admitted.
+    func admitsRequest(from source: ServiceKey?, _ head: HTTPRequestHead) -> Bool {
+        guard let policy = snapshot?.accessPolicy else { return true }
+        let admitted = policy.admitsRequest(
+            from: source, port: app.endpoint.port, method: head.method.rawValue, path: requestPath(of: head.uri),
+            header: { head.headers.first(name: $0) })
+        metrics.policyDecision(http: true, allowed: admitted)
+        return admitted
+    }
+
+    /// TrafficTarget authorization of an inbound opaque TCP connection; a refusal is also
+    /// counted as the proxy error `forbidden`.
+    func admitsConnection(from source: ServiceKey?) -> Bool {
+        guard let policy = snapshot?.accessPolicy else { return true }
+        let admitted = policy.admitsConnection(from: source, port: app.endpoint.port)
+        metrics.policyDecision(http: false, allowed: admitted)
+        if !admitted { metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: ProxyError.forbidden.metricCause) }
+        return admitted
     }
 
     func service(forAuthority authority: String) -> MeshService? {

@@ -324,6 +324,11 @@ public final class ProxyServer: @unchecked Sendable {
             var meshEndpoint: EndpointState?
             switch direction {
             case .inbound:
+                // Plaintext or relayed TLS: no verified identity, so no listed source.
+                guard loop.admitsConnection(from: nil) else {
+                    channel.close(promise: nil)
+                    return
+                }
                 if let address = loop.app.socketAddress {
                     target = address
                 } else {
@@ -410,8 +415,7 @@ public final class ProxyServer: @unchecked Sendable {
                     HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer)
                 }
             case MeshALPN.tcp:
-                if let allowed = loop.allowedSources, !(peer.map { allowed.contains("\($0.namespace)/\($0.serviceAccount)") } ?? false) {
-                    loop.metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: ProxyError.forbidden.metricCause)
+                guard loop.admitsConnection(from: peer.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }) else {
                     channel.close(promise: nil)
                     return
                 }

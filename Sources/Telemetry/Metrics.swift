@@ -56,8 +56,15 @@ public final class LoopMetrics {
     public var tcpBytes: [String: UInt64] = [:]
     /// Proxy-made errors by direction and cause.
     public var proxyErrors: [String: UInt64] = [:]
+    /// Inbound authorization decisions, indexed by ``PolicyDecisions/slot(http:allowed:)``.
+    public var policyDecisions = PolicyDecisions()
 
     public init() {}
+
+    @inlinable
+    public func policyDecision(http: Bool, allowed: Bool) {
+        policyDecisions.counts[PolicyDecisions.slot(http: http, allowed: allowed)] &+= 1
+    }
 
     public func route(direction: String, service: String, backend: String) -> RouteMetrics {
         let key = RouteKey(direction: direction, service: service, backend: backend)
@@ -93,6 +100,7 @@ public final class LoopMetrics {
         result.tcpConnections = tcpConnections
         result.tcpBytes = tcpBytes
         result.proxyErrors = proxyErrors
+        result.policyDecisions = policyDecisions
         return result
     }
 }
@@ -121,6 +129,7 @@ public struct MetricsSnapshot: Sendable {
     public var tcpConnections: [String: UInt64] = [:]
     public var tcpBytes: [String: UInt64] = [:]
     public var proxyErrors: [String: UInt64] = [:]
+    public var policyDecisions = PolicyDecisions()
     /// Extra gauges set by the scraper (config version, readiness …), rendered as is.
     public var gauges: [(name: String, help: String, value: Double)] = []
 
@@ -142,6 +151,7 @@ public struct MetricsSnapshot: Sendable {
         tcpConnections.merge(other.tcpConnections, uniquingKeysWith: &+)
         tcpBytes.merge(other.tcpBytes, uniquingKeysWith: &+)
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: &+)
+        for index in policyDecisions.counts.indices { policyDecisions.counts[index] &+= other.policyDecisions.counts[index] }
     }
 
     /// Requests counted for one route and status code (all codes when nil).
@@ -216,9 +226,28 @@ public struct MetricsSnapshot: Sendable {
             let parts = key.split(separator: "|", maxSplits: 1)
             out += "eino_proxy_errors_total{direction=\"\(parts[0])\",cause=\"\(escape(parts.count > 1 ? String(parts[1]) : ""))\"} \(value)\n"
         }
+        out += "# HELP eino_policy_decisions_total Inbound TrafficTarget authorization decisions, by protocol (HTTP request or opaque TCP connection).\n"
+        out += "# TYPE eino_policy_decisions_total counter\n"
+        for (slot, count) in policyDecisions.counts.enumerated() where count > 0 {
+            let (http, allowed) = PolicyDecisions.labels(of: slot)
+            out += "eino_policy_decisions_total{direction=\"inbound\",protocol=\"\(http ? "http" : "tcp")\",decision=\"\(allowed ? "allow" : "deny")\"} \(count)\n"
+        }
         for gauge in gauges {
             out += "# HELP \(gauge.name) \(gauge.help)\n# TYPE \(gauge.name) gauge\n\(gauge.name) \(number(gauge.value))\n"
         }
         return out
     }
+}
+
+/// Counts of inbound authorization decisions: four fixed series, so counting is an array
+/// increment and builds no key.
+public struct PolicyDecisions: Sendable {
+    public var counts = [UInt64](repeating: 0, count: 4)
+
+    public init() {}
+
+    @inlinable
+    public static func slot(http: Bool, allowed: Bool) -> Int { (http ? 0 : 2) + (allowed ? 0 : 1) }
+
+    static func labels(of slot: Int) -> (http: Bool, allowed: Bool) { (slot < 2, slot % 2 == 0) }
 }

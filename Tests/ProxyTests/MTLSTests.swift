@@ -163,15 +163,21 @@ import Testing
         }
     }
 
+    /// An HTTP/1.0-style request sent as opaque bytes over mTLS (ALPN `eino-tcp`), as a peer
+    /// proxy holding `service`'s certificate would; what came back.
+    static func opaqueRequest(to inbound: String, as service: String, _ certificates: Certificates) throws -> String {
+        let script = "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\nConnection: close\\r\\n\\r\\n' | (cat; sleep 1) | openssl s_client -quiet -connect \(inbound) -alpn eino-tcp -cert \(certificates.certFile(service)) -key \(certificates.keyFile(service)) -CAfile \(certificates.caFile) 2>/dev/null"
+        return try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script]).stdout
+    }
+
     @Test func opaqueTCPOverMTLSIsRelayedToTheApp() throws {
         let certificates = try Certificates(services: ["client", "web"])
         let app = try Upstream("web-app")
         let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
         // A peer proxy's opaque connection: client certificate, ALPN eino-tcp, bytes relayed as they are.
-        let script = "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\nConnection: close\\r\\n\\r\\n' | (cat; sleep 1) | openssl s_client -quiet -connect \(server.inbound) -alpn eino-tcp -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) -CAfile \(certificates.caFile) 2>/dev/null"
-        let output = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script])
-        #expect(output.stdout.hasPrefix("HTTP/1.0 200") || output.stdout.hasPrefix("HTTP/1.1 200"), "\(output.stdout)")
-        #expect(output.stdout.hasSuffix("web-app\n"))
+        let output = try Self.opaqueRequest(to: server.inbound, as: "client", certificates)
+        #expect(output.hasPrefix("HTTP/1.0 200") || output.hasPrefix("HTTP/1.1 200"), "\(output)")
+        #expect(output.hasSuffix("web-app\n"))
     }
 
     @Test func rotatedCertificateFilesServeNewConnections() throws {
@@ -204,11 +210,17 @@ import Testing
     @Test func trafficTargetLetsListedSourcesThroughAndForbidsOthers() throws {
         let certificates = try Certificates(services: ["client", "intruder", "web"])
         let app = try Upstream("web-app")
+        // `client` may send GET requests (HTTPRouteGroup web-reads, match get-all), nothing else.
         let policy = try String(contentsOf: EinoProcess.repositoryRoot.appendingPathComponent("manifests/examples/traffic-target.yaml"), encoding: .utf8)
         let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + "---\n" + policy, app: app.address)
         let allowed = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")))
         let ok = try curl(["-s", "-H", "Host: web", "http://\(allowed.outbound)/"])
         #expect(ok.stdout == "web-app\n")
+        // The same source, a request outside the rule's matches.
+        let post = try curl(["-s", "-i", "-H", "Host: web", "-d", "x", "http://\(allowed.outbound)/"])
+        #expect(post.stdout.hasPrefix("HTTP/1.1 403"), "\(post.stdout)")
+        #expect(headerValue(post.stdout, "eino-error") == "forbidden")
+        #expect(!post.stdout.contains("web-app"))
         let intruderConfig = Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web"))
             .replacingOccurrences(of: "certs/client.", with: "certs/intruder.")
             .replacingOccurrences(of: "service: client", with: "service: intruder")
@@ -220,6 +232,45 @@ import Testing
         // Plaintext from loopback has no verified identity: not a listed source either.
         let local = try curl(["-s", "-i", "-H", "Host: web", "http://\(server.inbound)/"])
         #expect(local.stdout.hasPrefix("HTTP/1.1 403"))
-        #expect(try server.metric("eino_proxy_errors_total{direction=\"inbound\",cause=\"forbidden\"}") == 2)
+        // An HTTPRouteGroup rule admits no opaque TCP, even from a listed source.
+        #expect(try Self.opaqueRequest(to: server.inbound, as: "client", certificates) == "")
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"allow\"}") == 1)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"deny\"}") == 3)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"deny\"}") == 1)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"allow\"}") == 0)
+        #expect(try server.metric("eino_proxy_errors_total{direction=\"inbound\",cause=\"forbidden\"}") == 4)
+        // No TrafficTarget names the client proxy's identity: nothing is decided there.
+        #expect(try allowed.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"allow\"}") == 0)
+    }
+
+    @Test func aTCPRouteRuleAdmitsOpaqueConnectionsFromItsSources() throws {
+        let certificates = try Certificates(services: ["client", "intruder", "web"])
+        let app = try Upstream("web-app")
+        let policy = """
+        ---
+        apiVersion: specs.smi-spec.io/v1alpha4
+        kind: TCPRoute
+        metadata: {name: web-tcp}
+        spec: {}
+        ---
+        apiVersion: access.smi-spec.io/v1alpha3
+        kind: TrafficTarget
+        metadata: {name: web-tcp-from-client}
+        spec:
+          destination: {kind: ServiceAccount, name: web, namespace: default}
+          sources: [{kind: ServiceAccount, name: client, namespace: default}]
+          rules: [{kind: TCPRoute, name: web-tcp}]
+
+        """
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + policy, app: app.address)
+        let output = try Self.opaqueRequest(to: server.inbound, as: "client", certificates)
+        #expect(output.hasSuffix("web-app\n"), "\(output)")
+        #expect(try Self.opaqueRequest(to: server.inbound, as: "intruder", certificates) == "")
+        // A TCPRoute rule covers HTTP too: the listed source's requests pass whatever they are.
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")))
+        #expect(try curl(["-s", "-H", "Host: web", "-d", "hello", "http://\(client.outbound)/"]).stdout == "web-app 5\n")
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"allow\"}") == 1)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"deny\"}") == 1)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"allow\"}") == 1)
     }
 }
