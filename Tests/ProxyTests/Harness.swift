@@ -182,8 +182,11 @@ final class RunningProxy {
     let outbound: String
     let inbound: String
     let admin: String
+    /// Where the proxy runs, when not in the host's network: its admin port is reached there.
+    let namespace: NetworkNamespace?
 
     init(config: String, app: String = "127.0.0.1:9", extra: [String] = [], namespace: NetworkNamespace? = nil) throws {
+        self.namespace = namespace
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configFile = directory.appendingPathComponent("proxy.yaml")
@@ -217,7 +220,8 @@ final class RunningProxy {
 
     /// One Prometheus sample value, or 0 when absent.
     func metric(_ series: String) throws -> Double {
-        let text = try curl(["-s", "http://\(admin)/metrics"]).stdout
+        let arguments = ["-s", "http://\(admin)/metrics"]
+        let text = try namespace.map { try $0.exec(["/usr/bin/curl"] + arguments) }?.stdout ?? curl(arguments).stdout
         for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
             return Double(line.dropFirst(series.count + 1))!
         }

@@ -273,4 +273,48 @@ import Testing
         #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"deny\"}") == 1)
         #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"allow\"}") == 1)
     }
+
+    /// The outbound opaque path: a redirected connection to a service's virtual IP whose
+    /// endpoint is a peer proxy goes over mTLS (ALPN eino-tcp) and reaches the peer's app.
+    @Test func redirectedOpaqueTCPCrossesMTLSToAnEcho() throws {
+        let namespace = try NetworkNamespace()
+        let certificates = try Certificates(services: ["client", "web"])
+        let echo = try namespace.start(["/usr/bin/env", "python3", scripts.appendingPathComponent("tcp_echo.py").path])
+        let echoPort = String(try echo.line(startingWith: "listening ").dropFirst("listening ".count))
+        // The server admits `client`'s TCP only: an allow decision proves it verified who called.
+        let policy = """
+        ---
+        apiVersion: specs.smi-spec.io/v1alpha4
+        kind: TCPRoute
+        metadata: {name: web-tcp}
+        spec: {}
+        ---
+        apiVersion: access.smi-spec.io/v1alpha3
+        kind: TrafficTarget
+        metadata: {name: web-tcp-from-client}
+        spec:
+          destination: {kind: ServiceAccount, name: web, namespace: default}
+          sources: [{kind: ServiceAccount, name: client, namespace: default}]
+          rules: [{kind: TCPRoute, name: web-tcp}]
+
+        """
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + policy,
+                                      app: "127.0.0.1:\(echoPort)", namespace: namespace)
+        let clientConfig = Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web"))
+            .replacingOccurrences(of: "- name: web\n", with: "- name: web\n  clusterIP: 10.96.0.30\n")
+        let client = try RunningProxy(config: clientConfig, namespace: namespace)
+        try namespace.redirectClusterIPs(to: Int(client.outbound.split(separator: ":").last!)!)
+
+        // 5432 is an opaque port: relayed without protocol detection. 256 KiB of every byte value.
+        let output = try namespace.exec(["/usr/bin/env", "python3", scripts.appendingPathComponent("tcp_client.py").path, "10.96.0.30:5432"])
+        #expect(output.stdout == "echoed 262144 bytes, then closed\n", "\(output.stdout)\(output.stderr)\n\(client.process.stderr)\n\(server.process.stderr)")
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"allow\"}") == 1)
+        #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"deny\"}") == 0)
+        #expect(try client.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 1)
+        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
+        // The app's side counts the plain bytes; the server's inbound side carried TLS records, more.
+        #expect(try eventually { try client.metric("eino_tcp_bytes_total{direction=\"outbound\",flow=\"received\"}") == 262_144 })
+        #expect(try client.metric("eino_tcp_bytes_total{direction=\"outbound\",flow=\"sent\"}") == 262_144)
+        #expect(try eventually { try server.metric("eino_tcp_bytes_total{direction=\"inbound\",flow=\"received\"}") > 262_144 })
+    }
 }
