@@ -317,4 +317,68 @@ import Testing
         #expect(try client.metric("eino_tcp_bytes_total{direction=\"outbound\",flow=\"sent\"}") == 262_144)
         #expect(try eventually { try server.metric("eino_tcp_bytes_total{direction=\"inbound\",flow=\"received\"}") > 262_144 })
     }
+
+    /// Static-mode rotation under a steady load: the server proxy's certificate files are
+    /// re-issued twice while a sequential and a concurrent load run through both proxies.
+    @Test func certificatesRotateTwiceUnderSteadyLoadWithoutAFailedRequest() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address,
+                                      extra: ["--watch-interval", "100ms"])
+        // One event loop: the client proxy carries everything on one connection to the server.
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web")),
+                                      extra: ["--threads", "1"])
+        var probes = 0
+        /// The serial of the certificate a new connection to the server is shown.
+        func presented() throws -> String {
+            probes += 1
+            let script = "openssl s_client -connect \(server.inbound) -alpn h2 -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) </dev/null 2>/dev/null | openssl x509 -noout -serial"
+            return try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script]).stdout
+        }
+        func onFile() throws -> String {
+            try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "openssl x509 -noout -serial -in \(certificates.certFile("web"))"]).stdout
+        }
+        let okSeries = "eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}"
+        /// Waits until `more` further requests have been answered.
+        func loadFlows(_ more: Double) throws -> Bool {
+            let start = try client.metric(okSeries)
+            return try eventually(timeout: 20) { try client.metric(okSeries) >= start + more }
+        }
+
+        var serials = [try onFile()]
+        #expect(try presented() == serials[0])
+        let stop = certificates.directory.appendingPathComponent("stop-load").path
+        func startLoad(connections: Int) throws -> Background {
+            try Background("/usr/bin/env", ["LOAD_UNTIL_FILE=\(stop)", "python3", scripts.appendingPathComponent("load.py").path,
+                                            client.outbound, "web", "1", String(connections)])
+        }
+        let sequential = try startLoad(connections: 1)
+        let concurrent = try startLoad(connections: 16)
+        sequential.killOnDeinit = true
+        concurrent.killOnDeinit = true
+        #expect(try loadFlows(100))
+        for _ in 1...2 {
+            let issue = try EinoProcess.run(EinoProcess.binary, ["identity", "issue", "--dir", certificates.directory.appendingPathComponent("ca").path,
+                                                                 "--service", "web", "--ttl", "10m", "--out", certificates.directory.appendingPathComponent("certs").path])
+            #expect(issue.status == 0, "\(issue.stderr)")
+            serials.append(try onFile())
+            #expect(serials.last != serials[serials.count - 2])
+            #expect(try eventually(timeout: 10) { try presented() == serials.last! })
+            #expect(try loadFlows(100))
+        }
+        #expect(FileManager.default.createFile(atPath: stop, contents: nil))
+        var total = 0
+        for load in [sequential, concurrent] {
+            let line = try load.line(startingWith: "{", timeout: 30)
+            let result = try JSONDecoder().decode(LoadResult.self, from: Data(line.utf8))
+            #expect(result.errors == 0, "\(line)")
+            #expect(result.status.keys.sorted() == ["200"], "\(line)")
+            total += result.status["200"] ?? 0
+        }
+        #expect(total >= 300)
+        #expect(Double(total) == (try client.metric(okSeries)))
+        // The client proxy's connection, opened before the first rotation, carried the whole
+        // load: the server accepted it and the openssl probes, nothing else.
+        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == Double(1 + probes))
+    }
 }

@@ -3,9 +3,12 @@
 
 usage: load.py HOST:PORT AUTHORITY COUNT [CONNECTIONS] [PATH] [HEADER:VALUE ...]
 Prints one JSON object: {"served": {name: count}, "status": {code: count}, "errors": n}.
+With LOAD_UNTIL_FILE=PATH in the environment, each connection keeps sending after its share
+of COUNT until PATH exists (a steady load a test stops when it is done with it).
 """
 import http.client
 import json
+import os
 import sys
 import threading
 
@@ -19,11 +22,19 @@ for item in sys.argv[6:]:
 host, port = address.rsplit(":", 1)
 lock = threading.Lock()
 served, status, errors = {}, {}, [0]
+until_file = os.environ.get("LOAD_UNTIL_FILE")
+
+
+def turns(n):
+    sent = 0
+    while sent < n or (until_file and not os.path.exists(until_file)):
+        yield sent
+        sent += 1
 
 
 def worker(n):
     conn = None
-    for _ in range(n):
+    for _ in turns(n):
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(host, int(port), timeout=30)
