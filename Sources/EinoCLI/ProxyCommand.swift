@@ -97,6 +97,12 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("inbound-mode"), help: "strict: plaintext inbound connections from anything but loopback are refused; permissive: accepted.")
     var inboundMode: String = "strict"
 
+    @Option(name: .customLong("mirror-max-inflight"), help: "Mirror copies in flight at once; copies over it are dropped and counted.")
+    var mirrorMaxInflight: Int = 100
+
+    @Option(name: .customLong("mirror-timeout"), help: "How long a mirror copy may take before it is given up (counted as failed).")
+    var mirrorTimeout: String = "10s"
+
     func validate() throws {
         switch (config, control) {
         case (nil, nil): throw ValidationError("give --config FILE (static mode) or --control URL (control-plane mode)")
@@ -113,13 +119,14 @@ struct ProxyCommand: ParsableCommand {
         }
         for (name, value) in [("--header-timeout", headerTimeout), ("--request-timeout", requestTimeout), ("--drain-timeout", drainTimeout),
                               ("--detect-timeout", detectTimeout), ("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout),
-                              ("--watch-interval", watchInterval)] {
+                              ("--watch-interval", watchInterval), ("--mirror-timeout", mirrorTimeout)] {
             if parseDuration(value) == nil { throw ValidationError("\(name) must be a duration such as 500ms, 10s, 1m, got \"\(value)\"") }
         }
         if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
         if InboundMode(rawValue: inboundMode) == nil { throw ValidationError("--inbound-mode must be strict or permissive, got \"\(inboundMode)\"") }
         if maxHeaderBytes < 1024 { throw ValidationError("--max-header-bytes must be at least 1024") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if mirrorMaxInflight < 0 { throw ValidationError("--mirror-max-inflight must be 0 or more") }
     }
 
     private func parsePorts(_ text: String) -> Set<Int>? {
@@ -153,6 +160,8 @@ struct ProxyCommand: ParsableCommand {
         let watch = parseDuration(watchInterval)!
         options.watchInterval = watch > .zero ? watch : nil
         options.inboundMode = InboundMode(rawValue: inboundMode)!
+        options.mirrorMaxInflight = mirrorMaxInflight
+        options.mirrorTimeout = parseDuration(mirrorTimeout)!
 
         // Signals are taken by dispatch sources, not the default handlers.
         for signalNumber in [SIGHUP, SIGTERM, SIGINT, SIGPIPE] { signal(signalNumber, SIG_IGN) }

@@ -77,33 +77,39 @@ public final class MeshSnapshot: Sendable {
             guard total > 0 else {
                 throw CompileError(resource: resource, field: "spec.backends", message: "every backend has weight 0; at least one must be above 0")
             }
-            var routes: [CompiledMatch] = []
-            var httpRoutes = false
-            var tcpRoutes = false
-            for (index, reference) in split.matches.enumerated() {
-                switch reference.kind {
-                case .httpRouteGroup:
-                    httpRoutes = true
-                    guard let group = routeGroups[ServiceKey(name: reference.name, namespace: namespace)] else {
-                        throw CompileError(resource: resource, field: "spec.matches[\(index)].name", message: "HTTPRouteGroup \(namespace)/\(reference.name) not found")
-                    }
-                    routes += try compiledMatches(of: group, named: [], resource: resource, field: "spec.matches[\(index)]")
-                case .tcpRoute:
-                    tcpRoutes = true
-                default:
-                    continue
-                }
-            }
+            let (routes, tcpRoutes) = try compileMatches(split.matches, of: resource, routeGroups: routeGroups)
             splits[root] = CompiledSplit(
                 name: resource.metadata.name, backends: backends, totalWeight: cumulative,
-                httpRoutes: httpRoutes ? routes : nil, splitsTCP: tcpRoutes || !httpRoutes)
+                httpRoutes: routes, splitsTCP: tcpRoutes || routes == nil)
+        }
+
+        var mirrors: [ServiceKey: CompiledMirror] = [:]
+        for resource in resources {
+            guard case .trafficMirror(let mirror) = resource.spec else { continue }
+            let namespace = resource.metadata.namespace
+            let (routes, _) = try compileMatches(mirror.matches, of: resource, routeGroups: routeGroups)
+            let compare = mirror.compare.map { compare in
+                MirrorComparison(
+                    ignoreHeaders: Set(compare.ignoreHeaders.map { $0.lowercased() }),
+                    ignoreJSONPaths: compare.ignoreJSONPaths.compactMap(JSONPath.parse),
+                    maxBodyBytes: compare.maxBodyBytes)
+            }
+            mirrors[ServiceKey(name: mirror.service, namespace: namespace)] = CompiledMirror(
+                name: resource.metadata.name,
+                targets: mirror.mirrors.map { MirrorTarget(service: ServiceKey(name: $0.service, namespace: namespace), percent: $0.percent) },
+                httpRoutes: routes, compare: compare,
+                maxBodyBytes: mirror.compare?.maxBodyBytes ?? TrafficMirror.Compare.defaultMaxBodyBytes)
         }
 
         var keys = Set(endpointsByKey.keys).union(splits.keys)
         for split in splits.values { keys.formUnion(split.backends.map(\.service)) }
+        for (root, mirror) in mirrors {
+            keys.insert(root)
+            keys.formUnion(mirror.targets.map(\.service))
+        }
         var services: [ServiceKey: MeshService] = [:]
         for key in keys {
-            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key], split: splits[key])
+            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key], split: splits[key], mirror: mirrors[key])
         }
         let accessPolicy = try AccessPolicy.compile(for: identity, resources: resources, routeGroups: routeGroups)
         return MeshSnapshot(version: version, identity: identity, services: services, resources: resources, accessPolicy: accessPolicy)
@@ -123,6 +129,30 @@ public final class MeshSnapshot: Sendable {
             }
         }
         return compiled
+    }
+
+    /// The HTTP matches of a split's or mirror's route-group references (nil when it names no
+    /// HTTPRouteGroup: every request), and whether it names a TCPRoute.
+    private static func compileMatches(_ references: [RouteReference], of resource: Resource, routeGroups: [ServiceKey: HTTPRouteGroup]) throws -> ([CompiledMatch]?, Bool) {
+        let namespace = resource.metadata.namespace
+        var routes: [CompiledMatch] = []
+        var httpRoutes = false
+        var tcpRoutes = false
+        for (index, reference) in references.enumerated() {
+            switch reference.kind {
+            case .httpRouteGroup:
+                httpRoutes = true
+                guard let group = routeGroups[ServiceKey(name: reference.name, namespace: namespace)] else {
+                    throw CompileError(resource: resource, field: "spec.matches[\(index)].name", message: "HTTPRouteGroup \(namespace)/\(reference.name) not found")
+                }
+                routes += try compiledMatches(of: group, named: [], resource: resource, field: "spec.matches[\(index)]")
+            case .tcpRoute:
+                tcpRoutes = true
+            default:
+                continue
+            }
+        }
+        return (httpRoutes ? routes : nil, tcpRoutes)
     }
 
     public struct CompileError: Error, CustomStringConvertible {
@@ -151,13 +181,16 @@ public final class MeshService: Sendable {
     public let labels: [String: String]
     public let clusterIP: String?
     public let split: CompiledSplit?
+    /// The TrafficMirror whose root is this service.
+    public let mirror: CompiledMirror?
 
-    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil, split: CompiledSplit?) {
+    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil, split: CompiledSplit?, mirror: CompiledMirror? = nil) {
         self.key = key
         self.endpoints = endpoints
         self.labels = labels
         self.clusterIP = clusterIP
         self.split = split
+        self.mirror = mirror
     }
 
     /// Where one request goes: the service whose endpoints serve it.
@@ -173,12 +206,7 @@ public final class MeshService: Sendable {
     public func route(method: String, path: Substring, header: (String) -> String?, random: UInt64) -> Choice {
         guard let split else { return endpoints.isEmpty ? .noEndpoints : .service(key) }
         if let routes = split.httpRoutes {
-            var matched = false
-            for route in routes where route.matches(method: method, path: path, header: header) {
-                matched = true
-                break
-            }
-            if !matched { return endpoints.isEmpty ? .noEndpoints : .service(key) }
+            if !routes.contains(where: { $0.matches(method: method, path: path, header: header) }) { return endpoints.isEmpty ? .noEndpoints : .service(key) }
         }
         return split.pick(random: random)
     }

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/live`, `/ready`, `/metrics`, `/config`, `POST /shutdown`.
+/// The admin listener: `/live`, `/ready`, `/metrics`, `/mirrors`, `/config`, `POST /shutdown`.
 enum AdminServer {
     static func bind(server: ProxyServer, host: String, port: Int, group: EventLoopGroup) -> EventLoopFuture<Channel> {
         ServerBootstrap(group: group)
@@ -54,13 +54,24 @@ final class AdminHandler: ChannelInboundHandler {
             }
         case (.GET, "/metrics"):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            server.gatherMetrics(on: context.eventLoop).whenComplete { result in
+            server.gatherMetrics(on: context.eventLoop).and(server.gatherMirrors(on: context.eventLoop)).whenComplete { result in
                 let (handler, context) = loopBound.value
                 switch result {
-                case .success(let metrics):
-                    handler.respond(context, head, .ok, metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+                case .success(let (metrics, mirrors)):
+                    handler.respond(context, head, .ok, metrics.prometheusText() + mirrors.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
                 case .failure(let error):
                     handler.respond(context, head, .internalServerError, "metrics: \(error)\n")
+                }
+            }
+        case (.GET, "/mirrors"):
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            server.gatherMirrors(on: context.eventLoop).whenComplete { result in
+                let (handler, context) = loopBound.value
+                switch result {
+                case .success(let mirrors):
+                    handler.respond(context, head, .ok, mirrors.json(), contentType: "application/json")
+                case .failure(let error):
+                    handler.respond(context, head, .internalServerError, "mirrors: \(error)\n")
                 }
             }
         case (.GET, "/config"):
@@ -76,10 +87,10 @@ final class AdminHandler: ChannelInboundHandler {
             }
             respond(context, head, .ok, "shutting down\n")
             server.shutdown(reason: "POST /shutdown")
-        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/config"), (_, "/shutdown"):
+        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/mirrors"), (_, "/config"), (_, "/shutdown"):
             respond(context, head, .methodNotAllowed, "method not allowed\n")
         default:
-            respond(context, head, .notFound, "not found; try /live /ready /metrics /config /shutdown\n")
+            respond(context, head, .notFound, "not found; try /live /ready /metrics /mirrors /config /shutdown\n")
         }
     }
 

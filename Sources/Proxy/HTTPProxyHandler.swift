@@ -64,6 +64,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The verified client's ServiceAccount, for TrafficTarget checks.
     private let meshSource: ServiceKey?
 
+    /// The copy of the current request for its mirrors, while the request is read.
+    private var mirrorCopy: MirrorCopy?
+    /// Compares the current primary response with its shadows', while it is streamed.
+    private var comparison: ComparisonSession?
+    /// Counters of the copies sent for the current exchange, for the primary's latency.
+    private var mirrored: [MirrorCounters] = []
+
     init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
         self.loop = loop
         self.direction = direction
@@ -96,6 +103,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
         case .body(let buffer):
             requestBodyless = false
+            if let mirrorCopy, !mirrorCopy.append(buffer) {
+                self.mirrorCopy = nil
+                comparison = nil
+            }
             switch machine.requestBody() {
             case .buffer: buffered.append(.body(.byteBuffer(buffer)))
             case .forward: writeUpstream(.body(.byteBuffer(buffer)))
@@ -109,6 +120,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 writeUpstream(.end(trailers))
                 flushUpstream()
             case .discard: break
+            }
+            if let mirrorCopy {
+                self.mirrorCopy = nil
+                mirrored = mirrorCopy.send(on: loop)
             }
             if complete { finishExchange() }
         }
@@ -175,6 +190,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
         var head = incoming
         let target: EndpointState
+        var mirrorRoot: MeshService?
         switch direction {
         case .inbound:
             target = loop.app
@@ -209,6 +225,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
             routeMetrics = metricsHandle(runtime, service: service.key.name, backend: key.name)
             target = picked
+            mirrorRoot = service
         }
 
         // The upstream is spoken to in the protocol the client chose: HTTP/2 stays HTTP/2
@@ -237,10 +254,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
         head.version = .http1_1
         upstreamHead = head
+        if let mirrorRoot, let mirror = mirrorRoot.mirror {
+            startMirror(mirror, root: mirrorRoot, head: head, unsupported: upgrade != nil || head.method == .CONNECT)
+        }
         buffered.append(.head(head))
         endpoint = target
         target.latency.outstanding += 1
         lease(target)
+    }
+
+    /// Samples the request for each of the root service's mirrors; the chosen ones are
+    /// copied while the request streams upstream.
+    private func startMirror(_ mirror: CompiledMirror, root: MeshService, head: HTTPRequestHead, unsupported: Bool) {
+        guard mirror.applies(method: head.method.rawValue, path: requestPath(of: head.uri), header: { head.headers.first(name: $0) }) else { return }
+        let counters = loop.mirrorCounters(for: root, mirror)
+        var chosen: [(target: MirrorTarget, counters: MirrorCounters)] = []
+        for (index, target) in mirror.targets.enumerated() where target.samples(random: loop.random.next()) {
+            counters[index].stats.sampled &+= 1
+            chosen.append((target, counters[index]))
+        }
+        guard !chosen.isEmpty else { return }
+        let copy = MirrorCopy(mirror: mirror, targets: chosen, head: head, primaryStart: start)
+        if unsupported {
+            copy.drop(reason: "unsupported")
+        } else if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > mirror.maxBodyBytes {
+            copy.drop(reason: "body_too_large")
+        } else {
+            mirrorCopy = copy
+            comparison = copy.comparison
+        }
     }
 
     /// The outbound metrics handle for (root service, backend), cached on the backend's
@@ -321,12 +363,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             // keep-alive, and closing a finished stream early would send RST_STREAM, which a
             // server counts against its reset-flood limit.
             if !head.isKeepAlive && upstream?.isStream != true { spent = true }
+            comparison?.primaryHead(head)
             Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
             head.version = responseVersion
             if !isHTTP2 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
-            if machine.responseBody() { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+            if machine.responseBody() {
+                comparison?.primaryBody(buffer)
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
         case .end(let trailers):
             if switching {
                 // Leave the decoders' call stacks before taking them out of the pipelines.
@@ -334,6 +380,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 return
             }
             let (write, complete) = machine.responseEnd()
+            if let comparison {
+                self.comparison = nil
+                comparison.primaryEnd()
+            }
             let closing = closePromiseIfNeeded(context, complete: complete)
             // Finish first: writing the end lets HTTP/1 pipelining hand over the next
             // request at once, and it must find this handler idle.
@@ -408,6 +458,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard let context else { return }
         loop.metrics.proxyError(direction: direction.rawValue, cause: error.metricCause)
         let (complete, closeAfter) = machine.answerLocally()
+        abandonComparison()
         if let upstream {
             self.upstream = nil
             loop.release(upstream, reusable: false)
@@ -440,6 +491,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// cut the downstream connection.
     private func abort() {
         loop.metrics.proxyError(direction: direction.rawValue, cause: "aborted")
+        abandonComparison()
         if let upstream {
             self.upstream = nil
             loop.release(upstream, reusable: false)
@@ -455,7 +507,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         status = 0
     }
 
+    /// The primary has no response of its own to compare.
+    private func abandonComparison() {
+        comparison?.abandon()
+        comparison = nil
+    }
+
     private func finishExchange() {
+        if !mirrored.isEmpty {
+            let seconds = Double(max(0, (NIODeadline.now() - start).nanoseconds)) / 1e9
+            for counters in mirrored { counters.stats.primaryLatency.record(seconds: seconds) }
+            mirrored.removeAll()
+        }
         recordMetrics()
         timeout?.cancel()
         timeout = nil
@@ -476,6 +539,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if let mirrorCopy {
+            self.mirrorCopy = nil
+            mirrorCopy.drop(reason: "incomplete")
+        }
+        abandonComparison()
         timeout?.cancel()
         timeout = nil
         if let endpoint {

@@ -14,6 +14,13 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let configuration: ProxyConfiguration
     let metrics = LoopMetrics()
+    let mirrorMetrics = LoopMirrorMetrics()
+    /// Mirror copies running from this loop; they hold themselves here until done.
+    var shadows: [ObjectIdentifier: ShadowExchange] = [:]
+    /// This loop's share of `--mirror-max-inflight`.
+    let mirrorInflightLimit: Int
+    /// Mirror counter handles by root service, for this snapshot.
+    private var mirrorCounters: [ServiceKey: [MirrorCounters]] = [:]
     var random = FastRandom()
     private(set) var snapshot: MeshSnapshot?
     /// This proxy's mTLS values; nil without credentials (endpoints are then spoken to in
@@ -51,6 +58,7 @@ final class LoopContext: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.configuration = configuration
         app = EndpointState(endpoint: Endpoint(host: configuration.app.host, port: configuration.app.port))
+        mirrorInflightLimit = configuration.mirrorMaxInflight == 0 ? 0 : max(1, configuration.mirrorMaxInflight / max(1, configuration.threads))
         let idle = configuration.upstreamIdleTimeout
         let interval = TimeAmount.nanoseconds(max(idle.nanoseconds / 4, 50_000_000))
         sweeper = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
@@ -63,6 +71,7 @@ final class LoopContext: @unchecked Sendable {
         self.snapshot = snapshot
         runtimes.removeAll(keepingCapacity: true)
         authorities.removeAll(keepingCapacity: true)
+        mirrorCounters.removeAll(keepingCapacity: true)
         // Forget endpoints that left, closing their idle connections.
         var live = Set<String>()
         for service in snapshot.services.values {
@@ -115,6 +124,14 @@ final class LoopContext: @unchecked Sendable {
         let runtime = ServiceRuntime(service: service, endpoints: states)
         runtimes[key] = runtime
         return runtime
+    }
+
+    /// The mirror counters of a root service's mirror targets, in target order.
+    func mirrorCounters(for service: MeshService, _ mirror: CompiledMirror) -> [MirrorCounters] {
+        if let cached = mirrorCounters[service.key] { return cached }
+        let handles = mirror.targets.map { mirrorMetrics.counters(service: service.key.name, mirror: $0.service.name) }
+        mirrorCounters[service.key] = handles
+        return handles
     }
 
     /// Picks an endpoint of a service: power of two choices on peak-EWMA cost.

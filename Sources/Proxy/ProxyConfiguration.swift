@@ -33,6 +33,11 @@ public struct ProxyConfiguration: Sendable {
     public var watchInterval: TimeAmount? = .seconds(1)
     /// Whether the inbound listener accepts plaintext from peers other than loopback.
     public var inboundMode: InboundMode = .strict
+    /// Mirror copies in flight at once, for the whole proxy (shared evenly by the event loops);
+    /// copies over it are dropped and counted.
+    public var mirrorMaxInflight: Int = 100
+    /// A mirror copy unanswered after this long is given up (and counted as failed).
+    public var mirrorTimeout: TimeAmount = .seconds(10)
 
     public init(app: ListenAddress, configPath: String?) {
         self.app = app

@@ -458,6 +458,12 @@ public final class ProxyServer: @unchecked Sendable {
         }
     }
 
+    /// Mirror counters of every loop, merged.
+    func gatherMirrors(on eventLoop: EventLoop) -> EventLoopFuture<MirrorSnapshot> {
+        let copies = loops.map { loop in loop.eventLoop.submit { loop.mirrorMetrics.snapshot() } }
+        return EventLoopFuture.reduce(into: MirrorSnapshot(), copies, on: eventLoop) { $0.merge($1) }
+    }
+
     // MARK: shutdown
 
     /// Stops accepting, lets in-flight requests finish (closing idle keep-alives, GOAWAY on
