@@ -1,8 +1,8 @@
 # Eino — build, test and run. Every target installs what it needs (apt-get; run as root).
 SWIFT ?= swift
 # Build: OpenSSL and nghttp2 headers. Tests: real peers (curl, openssl, nghttp/h2load, wrk)
-# and the CRD checker's Python libraries for /usr/bin/python3.
-APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2 python3-venv iptables iproute2
+# and the Python libraries for /usr/bin/python3 (CRD checker, Prometheus text parser).
+APT_PACKAGES := libssl-dev libnghttp2-dev nghttp2-client openssl curl wrk python3 python3-yaml python3-jsonschema python3-h2 python3-venv python3-prometheus-client iptables iproute2
 
 KUBERNETES_VALIDATE := .build/kubernetes-validate
 

@@ -344,7 +344,7 @@ final class ConnectionMetricsHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if open {
             open = false
-            metrics.connectionClosed(direction: direction, received: received, sent: sent)
+            metrics.connectionClosed(direction: direction, read: received, written: sent)
         }
         context.fireChannelInactive()
     }

@@ -42,6 +42,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var start: NIODeadline = .now()
     private var routeMetrics: RouteMetrics?
     private var status = 0
+    /// When the response head went downstream (time to it is the response latency).
+    private var responseHeadAt: NIODeadline?
     private var timeout: Scheduled<Void>?
     private var upstreamHead: HTTPRequestHead?
     private var retried = false
@@ -180,6 +182,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private func begin(_ incoming: HTTPRequestHead, context: ChannelHandlerContext) {
         start = .now()
         status = 0
+        responseHeadAt = nil
         retried = false
         requestBodyless = true
         requestVersion = incoming.version
@@ -198,8 +201,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if let meshClient { head.headers.add(name: "eino-client-id", value: meshClient) }
             if routeMetrics == nil {
                 let name = loop.snapshot?.identity.name ?? "app"
-                routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name)
+                routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name, tls: fromMesh)
             }
+            routeMetrics?.requestStarted()
             // Once a TrafficTarget names this identity, only its sources get through, for its
             // rules (and a caller without a verified identity is none of them).
             if !loop.admitsRequest(from: meshSource, head) {
@@ -219,11 +223,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 method: head.method.rawValue, path: requestPath(of: head.uri),
                 header: { head.headers.first(name: $0) }, random: loop.random.next())
             guard case .service(let key) = choice, let runtime = loop.runtime(for: key), let picked = loop.pickEndpoint(runtime) else {
-                routeMetrics = loop.runtime(for: service.key).map { metricsHandle($0, service: service.key.name, backend: service.key.name) }
+                count(on: loop.runtime(for: service.key).map { metricsHandle($0, service: service.key.name, backend: service.key.name, tls: false) })
                 answer(.noEndpoints)
                 return
             }
-            routeMetrics = metricsHandle(runtime, service: service.key.name, backend: key.name)
+            count(on: metricsHandle(runtime, service: service.key.name, backend: key.name, tls: picked.expectedIdentity != nil && loop.tls != nil))
             target = picked
             mirrorRoot = service
         }
@@ -285,13 +289,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    /// The outbound metrics handle for (root service, backend), cached on the backend's
+    /// The outbound metrics handle for (root service, backend, tls), cached on the backend's
     /// runtime by root service name so the hot path does one lookup and builds no string.
-    private func metricsHandle(_ runtime: ServiceRuntime, service: String, backend: String) -> RouteMetrics {
-        if let handle = runtime.outboundMetrics[service] { return handle }
-        let handle = loop.metrics.route(direction: direction.rawValue, service: service, backend: backend)
-        runtime.outboundMetrics[service] = handle
+    private func metricsHandle(_ runtime: ServiceRuntime, service: String, backend: String, tls: Bool) -> RouteMetrics {
+        if let handle = tls ? runtime.outboundMeshMetrics[service] : runtime.outboundMetrics[service] { return handle }
+        let handle = loop.metrics.route(direction: direction.rawValue, service: service, backend: backend, tls: tls)
+        if tls { runtime.outboundMeshMetrics[service] = handle } else { runtime.outboundMetrics[service] = handle }
         return handle
+    }
+
+    /// The exchange is counted under `handle` (nil: under no route); counts its request.
+    private func count(on handle: RouteMetrics?) {
+        routeMetrics = handle
+        handle?.requestStarted()
     }
 
     private func lease(_ target: EndpointState) {
@@ -340,6 +350,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 // Switching protocols: pass the 101 on and relay bytes once its end is read.
                 guard machine.responseHead() else { return }
                 status = 101
+                responseHeadAt = .now()
                 switching = true
                 var switched = head
                 let upgrade = head.headers.first(name: "upgrade")
@@ -355,8 +366,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if upgradeRequested { keepAlive = false }
             guard machine.responseHead() else { return }
             status = Int(head.status.code)
+            let now = NIODeadline.now()
+            responseHeadAt = now
             if let endpoint {
-                let now = NIODeadline.now()
                 endpoint.latency.observe(rttNanos: UInt64(max(0, (now - start).nanoseconds)), now: UInt64(now.uptimeNanoseconds))
             }
             // An HTTP/2 stream is used once anyway; its response head (version 2) never says
@@ -465,6 +477,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
         buffered.removeAll()
         status = error.status
+        responseHeadAt = .now()
         var headers = HTTPHeaders()
         let body = error.cause + "\n"
         headers.add(name: "eino-error", value: error.cause)
@@ -492,6 +505,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private func abort() {
         loop.metrics.proxyError(direction: direction.rawValue, cause: "aborted")
         abandonComparison()
+        recordMetrics(cut: true)
         if let upstream {
             self.upstream = nil
             loop.release(upstream, reusable: false)
@@ -499,10 +513,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         context?.close(promise: nil)
     }
 
-    private func recordMetrics() {
+    /// Counts the exchange's response once: a proxy-made answer or a cut stream is a
+    /// failure whatever its status.
+    private func recordMetrics(cut: Bool = false) {
         guard status > 0, let routeMetrics else { return }
-        let elapsed = NIODeadline.now() - start
-        routeMetrics.record(status: status, nanoseconds: UInt64(max(0, elapsed.nanoseconds)))
+        let end = NIODeadline.now()
+        routeMetrics.record(
+            status: status, latencyNanoseconds: UInt64(max(0, ((responseHeadAt ?? end) - start).nanoseconds)),
+            durationNanoseconds: UInt64(max(0, (end - start).nanoseconds)), failure: cut || machine.answeredLocally)
         self.routeMetrics = direction == .inbound ? routeMetrics : nil
         status = 0
     }

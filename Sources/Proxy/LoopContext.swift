@@ -384,8 +384,10 @@ final class EndpointState {
 final class ServiceRuntime {
     let service: MeshService
     let endpoints: [EndpointState]
-    /// Outbound route metric handles for this backend, by root service name, on this loop.
+    /// Outbound route metric handles for this backend, by root service name, on this loop:
+    /// for plaintext exchanges and for those over mTLS.
     var outboundMetrics: [String: RouteMetrics] = [:]
+    var outboundMeshMetrics: [String: RouteMetrics] = [:]
 
     init(service: MeshService, endpoints: [EndpointState]) {
         self.service = service

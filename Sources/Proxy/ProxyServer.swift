@@ -444,16 +444,17 @@ public final class ProxyServer: @unchecked Sendable {
         return EventLoopFuture.reduce(into: MetricsSnapshot(), copies, on: eventLoop) { $0.merge($1) }.map { merged in
             var result = merged
             let (version, reloads, rejected, material) = self.state.withLockedValue { ($0.snapshot?.version ?? 0, $0.reloads, $0.rejectedReloads, $0.material) }
-            result.gauges = [
-                ("eino_config_version", "Version of the config snapshot in force.", Double(version)),
-                ("eino_config_reloads", "Config reloads applied since start.", Double(reloads)),
-                ("eino_config_reloads_rejected", "Config reloads rejected as invalid since start.", Double(rejected)),
-                ("eino_ready", "1 when the proxy is ready.", self.isReady ? 1 : 0),
+            result.scalars = [
+                .init("eino_config_version", "Version of the config snapshot in force.", .gauge, Double(version)),
+                .init("eino_config_reloads", "Config reloads applied since start.", .gauge, Double(reloads)),
+                .init("eino_config_reloads_rejected", "Config reloads rejected as invalid since start.", .gauge, Double(rejected)),
+                .init("eino_ready", "1 when the proxy is ready.", .gauge, self.isReady ? 1 : 0),
             ]
             if let leaf = material?.credentials.leaf {
-                result.gauges.append(("eino_certificate_expiry_seconds",
-                    "Unix time at which the proxy's mTLS certificate expires.", leaf.notValidAfter.timeIntervalSince1970))
+                result.scalars.append(.init("eino_certificate_expiry_seconds",
+                    "Unix time at which the proxy's mTLS certificate expires.", .gauge, leaf.notValidAfter.timeIntervalSince1970))
             }
+            result.scalars += ProcessMetrics.current()
             return result
         }
     }

@@ -79,6 +79,9 @@ import Testing
         #expect(chunked.stdout == "chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n")
         let body = try curl(["-s", "-H", "Host: web", "-d", "hello", "http://\(client.outbound)/"])
         #expect(body.stdout == "web-app 5\n")
+        // Both sides count the three exchanges as over mTLS.
+        #expect(try client.metric("eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web\",tls=\"true\",status_code=\"200\",classification=\"success\"}") == 3)
+        #expect(try server.metric("eino_responses_total{direction=\"inbound\",service=\"web\",backend=\"web\",tls=\"true\",status_code=\"200\",classification=\"success\"}") == 3)
     }
 
     @Test func aProxyHoldingAnotherIdentityIsRefused() throws {
@@ -117,8 +120,8 @@ import Testing
         let result = try load(client.outbound, authority: "web", count: 200, connections: 200, path: "/slow?ms=300")
         #expect(result.errors == 0)
         #expect(result.status == ["200": 200])
-        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
-        #expect(try client.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 200)
+        #expect(try server.metric("eino_tcp_open_total{direction=\"inbound\"}") == 1)
+        #expect(try client.metric("eino_tcp_open_total{direction=\"outbound\"}") == 200)
     }
 
     @Test func plaintextFromLoopbackStillWorksWithCredentials() throws {
@@ -310,12 +313,12 @@ import Testing
         #expect(output.stdout == "echoed 262144 bytes, then closed\n", "\(output.stdout)\(output.stderr)\n\(client.process.stderr)\n\(server.process.stderr)")
         #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"allow\"}") == 1)
         #expect(try server.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"tcp\",decision=\"deny\"}") == 0)
-        #expect(try client.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 1)
-        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
+        #expect(try client.metric("eino_tcp_open_total{direction=\"outbound\"}") == 1)
+        #expect(try server.metric("eino_tcp_open_total{direction=\"inbound\"}") == 1)
         // The app's side counts the plain bytes; the server's inbound side carried TLS records, more.
-        #expect(try eventually { try client.metric("eino_tcp_bytes_total{direction=\"outbound\",flow=\"received\"}") == 262_144 })
-        #expect(try client.metric("eino_tcp_bytes_total{direction=\"outbound\",flow=\"sent\"}") == 262_144)
-        #expect(try eventually { try server.metric("eino_tcp_bytes_total{direction=\"inbound\",flow=\"received\"}") > 262_144 })
+        #expect(try eventually { try client.metric("eino_tcp_read_bytes_total{direction=\"outbound\"}") == 262_144 })
+        #expect(try client.metric("eino_tcp_write_bytes_total{direction=\"outbound\"}") == 262_144)
+        #expect(try eventually { try server.metric("eino_tcp_read_bytes_total{direction=\"inbound\"}") > 262_144 })
     }
 
     /// Static-mode rotation under a steady load: the server proxy's certificate files are

@@ -48,8 +48,8 @@ import Testing
         #expect(output.stdout == "web-v1\nchunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\nweb-v1\n")
         #expect(output.stderr.contains("transfer-encoding: chunked"))
         #expect(output.stderr.components(separatedBy: "Re-using existing connection").count - 1 == 2)
-        #expect(try proxy.metric("eino_tcp_connections_total{direction=\"outbound\"}") == 1)
-        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}") == 3)
+        #expect(try proxy.metric("eino_tcp_open_total{direction=\"outbound\"}") == 1)
+        #expect(try proxy.metric("eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web\",tls=\"false\",status_code=\"200\",classification=\"success\"}") == 3)
         // HEAD keeps the length and sends no body; an HTTP/1.0 client gets HTTP/1.0 and a close.
         let head = try curl(["-s", "-I", "-H", "Host: web", "http://\(proxy.outbound)/"])
         #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK\r\n"))
@@ -88,7 +88,7 @@ import Testing
         #expect(abs(v1Share - 0.8) <= 0.02, "web-v1 got \(v1Share)")
         #expect(abs(v2Share - 0.2) <= 0.02, "web-v2 got \(v2Share)")
         #expect((result.served["web-v1"] ?? 0) + (result.served["web-v2"] ?? 0) == 10_000)
-        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web-v1\",code=\"200\"}") == Double(result.served["web-v1"] ?? -1))
+        #expect(try proxy.metric("eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web-v1\",tls=\"false\",status_code=\"200\",classification=\"success\"}") == Double(result.served["web-v1"] ?? -1))
     }
 
     @Test func headerMatchedRouteGroupSendsOnlyMatchingRequestsToTheCanary() throws {
@@ -134,6 +134,34 @@ import Testing
         #expect(bigBody.stdout == "503")
         #expect(try proxy.metric("eino_proxy_errors_total{direction=\"outbound\",cause=\"connect_failed\"}") == 1)
         #expect(try proxy.metric("eino_proxy_errors_total{direction=\"outbound\",cause=\"unknown_service\"}") == 2)
+    }
+
+    @Test func scriptedMixIsCountedExactlyAndParsesAsPrometheusText() throws {
+        let web = try Upstream("web")
+        let closedPort = try Upstream("gone")
+        let gone = closedPort.address
+        closedPort.process.stop(SIGKILL)
+        let proxy = try RunningProxy(config: Self.config([("web", [web.address]), ("gone", [gone])]))
+        #expect(try load(proxy.outbound, authority: "web", count: 70).status == ["200": 70])
+        #expect(try load(proxy.outbound, authority: "web", count: 20, path: "/status?code=503").status == ["503": 20])
+        #expect(try load(proxy.outbound, authority: "gone", count: 10).status == ["502": 10])
+
+        let metrics = try PrometheusSamples(url: "http://\(proxy.admin)/metrics")
+        let web200 = ["direction": "outbound", "service": "web", "backend": "web", "tls": "false"]
+        let gone502 = ["direction": "outbound", "service": "gone", "backend": "gone", "tls": "false"]
+        #expect(metrics.value("eino_requests_total", web200) == 90)
+        #expect(metrics.value("eino_responses_total", web200.merging(["status_code": "200", "classification": "success"]) { $1 }) == 70)
+        #expect(metrics.value("eino_responses_total", web200.merging(["status_code": "503", "classification": "failure"]) { $1 }) == 20)
+        #expect(metrics.value("eino_responses_total", web200.merging(["status_code": "503", "classification": "success"]) { $1 }) == 0)
+        #expect(metrics.value("eino_requests_total", gone502) == 10)
+        #expect(metrics.value("eino_responses_total", gone502.merging(["status_code": "502", "classification": "failure"]) { $1 }) == 10)
+        #expect(metrics.value("eino_proxy_errors_total", ["direction": "outbound", "cause": "connect_failed"]) == 10)
+        #expect(metrics.value("eino_response_latency_seconds_count", web200) == 90)
+        #expect(metrics.value("eino_request_duration_seconds_bucket", web200.merging(["le": "+Inf"]) { $1 }) == 90)
+        #expect(metrics.value("eino_tcp_open_total", ["direction": "outbound"]) >= 3)
+        #expect(metrics.value("process_resident_memory_bytes") > 1_000_000)
+        #expect(metrics.value("process_open_fds") >= 5)
+        #expect(abs(metrics.value("process_start_time_seconds") - Date().timeIntervalSince1970) < 120)
     }
 
     @Test func zeroEndpointBackendGetsNothingAndNothingFails() throws {
@@ -192,7 +220,7 @@ import Testing
         let lines = many.stdout.split(separator: "\n")
         #expect(lines.count == 20)
         #expect(Set(lines).count == 1, "\(Set(lines))")
-        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"grpc\",backend=\"grpc\",code=\"200\"}") == 23)
+        #expect(try proxy.metric("eino_responses_total{direction=\"outbound\",service=\"grpc\",backend=\"grpc\",tls=\"false\",status_code=\"200\",classification=\"success\"}") == 23)
         // A request body streams over h2 both ways.
         let post = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: grpc", "--data-binary", String(repeating: "b", count: 100_000), "http://\(proxy.outbound)/upload"])
         #expect(post.stdout.hasPrefix("grpc-v1 /upload 100000 conn="))
@@ -211,7 +239,7 @@ import Testing
         let output = try curl(["-s", "-H", "eino-client-id: spiffe://forged", "http://\(proxy.inbound)/headers"])
         #expect(output.stdout.contains("host: \(proxy.inbound)"))
         #expect(!output.stdout.contains("eino-client-id"))
-        #expect(try proxy.metric("eino_requests_total{direction=\"inbound\",service=\"client\",backend=\"client\",code=\"200\"}") == 1)
+        #expect(try proxy.metric("eino_responses_total{direction=\"inbound\",service=\"client\",backend=\"client\",tls=\"false\",status_code=\"200\",classification=\"success\"}") == 1)
 
         let echo = try Background("/usr/bin/env", ["python3", scripts.appendingPathComponent("tcp_echo.py").path])
         echo.killOnDeinit = true
@@ -229,7 +257,7 @@ import Testing
         let upgraded = try python("upgrade_client.py", [proxy.outbound, "web"])
         #expect(upgraded.status == 0, "\(upgraded.stdout) \(upgraded.stderr)")
         #expect(upgraded.stdout == "HTTP/1.1 101 Switching Protocols\nwelcome from web; echoed 131072 bytes, then closed\n")
-        #expect(try proxy.metric("eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"101\"}") == 1)
+        #expect(try proxy.metric("eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web\",tls=\"false\",status_code=\"101\",classification=\"success\"}") == 1)
         // Through the inbound listener too.
         let proxyIn = try RunningProxy(config: Self.config([]), app: web.address)
         let inbound = try python("upgrade_client.py", [proxyIn.inbound, "app"])
@@ -288,7 +316,7 @@ import Testing
         let proxy = try RunningProxy(config: Self.config([]), app: "127.0.0.1:\(port)")
         let through = try curl(["-sk", "-o", "/dev/null", "-w", "%{http_code} %{ssl_verify_result}", "https://\(proxy.inbound)/"])
         #expect(through.stdout.hasPrefix("200 "))
-        #expect(try proxy.metric("eino_tcp_connections_total{direction=\"inbound\"}") == 1)
+        #expect(try proxy.metric("eino_tcp_open_total{direction=\"inbound\"}") == 1)
     }
 
     @Test func silentClientIsForwardedOpaquelyAfterTheDetectionTimeout() throws {

@@ -7,6 +7,8 @@ GET  /                  -> 200, body "NAME\n", header x-served-by: NAME
 GET  /chunked           -> chunked body of 5 chunks "chunk-0\n" .. "chunk-4\n"
 GET  /trailers          -> chunked body "hello\n" and trailers grpc-status: 0, grpc-message: ok
 GET  /slow?ms=N         -> waits N ms, then answers
+GET  /status?code=N     -> answers with status N
+GET  /mixed             -> every 10th request (counted from the start) waits 50 ms, the others 5 ms
 GET  /bytes?n=N         -> N bytes of 'x', streamed with a content-length
 POST /upload            -> reads the whole body (content-length or chunked), answers its length
 GET  /headers           -> the request headers, one "name: value" a line
@@ -18,11 +20,14 @@ GET  /upgrade without   -> 426
 import socket
 import socketserver
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
 NAME = sys.argv[1]
+LOCK = threading.Lock()
+MIXED = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -111,6 +116,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n")
             else:
                 self.wfile.write(b"0\r\n\r\n")
+            return
+        if url.path == "/status":
+            self.send_plain(int(query.get("code", ["200"])[0]), NAME + "\n")
+            return
+        if url.path == "/mixed":
+            global MIXED
+            with LOCK:
+                MIXED += 1
+                slow = MIXED % 10 == 0
+            time.sleep(0.05 if slow else 0.005)
+            self.send_plain(200, NAME + "\n")
             return
         if url.path == "/slow":
             time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
