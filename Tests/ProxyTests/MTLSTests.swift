@@ -341,7 +341,7 @@ import Testing
         func onFile() throws -> String {
             try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "openssl x509 -noout -serial -in \(certificates.certFile("web"))"]).stdout
         }
-        let okSeries = "eino_requests_total{direction=\"outbound\",service=\"web\",backend=\"web\",code=\"200\"}"
+        let okSeries = "eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web\",tls=\"true\",status_code=\"200\",classification=\"success\"}"
         /// Waits until `more` further requests have been answered.
         func loadFlows(_ more: Double) throws -> Bool {
             let start = try client.metric(okSeries)
@@ -382,6 +382,6 @@ import Testing
         #expect(Double(total) == (try client.metric(okSeries)))
         // The client proxy's connection, opened before the first rotation, carried the whole
         // load: the server accepted it and the openssl probes, nothing else.
-        #expect(try server.metric("eino_tcp_connections_total{direction=\"inbound\"}") == Double(1 + probes))
+        #expect(try server.metric("eino_tcp_open_total{direction=\"inbound\"}") == Double(1 + probes))
     }
 }
