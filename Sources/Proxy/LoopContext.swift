@@ -173,7 +173,7 @@ final class LoopContext: @unchecked Sendable {
     /// is checked during the handshake.
     func leaseStream(_ state: EndpointState, mesh: MeshTLSClient? = nil) -> Lease {
         let connection: EventLoopFuture<HTTP2Upstream>.Isolated
-        if let existing = state.http2, existing.channel.isActive {
+        if let existing = state.http2, existing.channel.isActive, !existing.peerSentGoAway {
             connection = eventLoop.makeSucceededIsolatedFuture(existing)
         } else if let pending = state.http2Pending {
             connection = pending
@@ -182,7 +182,7 @@ final class LoopContext: @unchecked Sendable {
             state.http2Pending = made
             made.whenComplete { [weak state] result in
                 state?.http2Pending = nil
-                if case .success(let upstream) = result { state?.http2 = upstream }
+                if case .success(let upstream) = result, !upstream.peerSentGoAway { state?.http2 = upstream }
             }
             connection = made
         }
@@ -240,6 +240,7 @@ final class LoopContext: @unchecked Sendable {
                         mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in stream.close() }
                     try channel.pipeline.syncOperations.addHandler(MultiplexerHolder(multiplexer))
+                    try channel.pipeline.syncOperations.addHandler(GoAwayWatcher())
                 }
             }
         var connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
@@ -258,6 +259,17 @@ final class LoopContext: @unchecked Sendable {
             channel.closeFuture.assumeIsolated().whenComplete { [weak state, weak upstream] _ in
                 if let state, state.http2 === upstream { state.http2 = nil }
             }
+            // A peer that sent GOAWAY takes no new streams (a draining proxy, say): the streams
+            // open on it finish, the next request opens a new connection.
+            let watcher = try! channel.pipeline.syncOperations.handler(type: GoAwayWatcher.self)
+            watcher.onGoAway = { [weak state, weak upstream] in
+                guard let upstream, !upstream.peerSentGoAway else { return }
+                upstream.peerSentGoAway = true
+                if let state, state.http2 === upstream { state.http2 = nil }
+                upstream.closeWhenIdle()
+                proxyLog("peer \(state?.endpoint.address ?? "?") sent GOAWAY; new requests to it go on a new connection")
+            }
+            if watcher.received { watcher.onGoAway?() }
             return upstream
         }
     }
@@ -501,6 +513,8 @@ final class HTTP2Upstream {
     let channel: Channel
     let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private(set) var openStreams = 0
+    /// The peer sent GOAWAY: no new stream may start here.
+    var peerSentGoAway = false
     /// When the last stream closed; nil while streams are open.
     private(set) var idleSince: NIODeadline? = .now()
     private var closing = false
@@ -537,6 +551,21 @@ final class MultiplexerHolder: ChannelInboundHandler {
 
     init(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
         self.multiplexer = multiplexer
+    }
+}
+
+/// Notices a GOAWAY from the peer (connection-level frames come out of the HTTP/2 handler).
+final class GoAwayWatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    private(set) var received = false
+    var onGoAway: (() -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .goAway = unwrapInboundIn(data).payload {
+            received = true
+            onGoAway?()
+        }
+        context.fireChannelRead(data)
     }
 }
 

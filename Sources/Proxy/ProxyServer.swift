@@ -510,8 +510,13 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     func log(_ message: String) {
-        FileHandle.standardError.write(Data("eino proxy: \(message)\n".utf8))
+        proxyLog(message)
     }
+}
+
+/// One line on stderr, for what an operator should see: reloads, shutdown, a peer's GOAWAY.
+func proxyLog(_ message: String) {
+    FileHandle.standardError.write(Data("eino proxy: \(message)\n".utf8))
 }
 
 /// Identifies a version of a file cheaply, to notice changes.
@@ -560,12 +565,21 @@ func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, makeHandler: @escaping
         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
         HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),
     ]
+    // Graceful close on shutdown (the quiesce event): GOAWAY with the highest stream ID, a
+    // PING, then GOAWAY naming the last stream taken; the connection closes once those are
+    // done. Timers stay off: the drain timeout bounds the wait, idle connections are the
+    // client's to close.
+    let manager = NIOHTTP2ServerConnectionManagementHandler(
+        eventLoop: channel.eventLoop,
+        configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-        mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), position: .last
+        mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
+        streamDelegate: manager.http2StreamDelegate, position: .last
     ) { stream in
         stream.eventLoop.makeCompletedFuture {
             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
             try stream.pipeline.syncOperations.addHandler(makeHandler())
         }
     }
+    try channel.pipeline.syncOperations.addHandler(manager)
 }

@@ -384,4 +384,41 @@ import Testing
         // load: the server accepted it and the openssl probes, nothing else.
         #expect(try server.metric("eino_tcp_open_total{direction=\"inbound\"}") == Double(1 + probes))
     }
+
+    /// A peer proxy that drains (SIGTERM) sends GOAWAY: its open stream finishes, and the
+    /// next request goes on a new connection — here to the proxy that took over its port.
+    @Test func afterAPeerSendsGoAwayNewRequestsOpenANewConnection() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let appA = try Upstream("web-a")
+        let appB = try Upstream("web-b")
+        let serverA = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: appA.address,
+                                       extra: ["--drain-timeout", "20s"])
+        let client = try RunningProxy(config: Self.clientConfig(certificates, inbound: serverA.inbound, expected: Self.spiffe("web")),
+                                      extra: ["--threads", "1"])
+        let port = String(serverA.inbound.split(separator: ":").last!)
+        func sockets(_ filter: String) throws -> Int {
+            let output = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/ss"), ["-Htn"] + filter.split(separator: " ").map(String.init))
+            return output.stdout.split(separator: "\n").count
+        }
+        // A request held open on the connection to A: it has reached A's app once the app has
+        // a connection.
+        let slow = try Background("/usr/bin/curl", ["-s", "-H", "Host: web", "http://\(client.outbound)/slow?ms=3000"])
+        slow.killOnDeinit = true
+        #expect(try eventually { try sockets("state established sport = :\(appA.port)") == 1 })
+        serverA.process.signal(SIGTERM)
+        // A stops listening at once (and sends GOAWAY); B takes its address.
+        #expect(try eventually { try sockets("-l sport = :\(port)") == 0 })
+        #expect(eventually { client.process.stderr.contains("sent GOAWAY") }, "\(client.process.stderr)")
+        let serverB = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: appB.address,
+                                       extra: ["--inbound", "127.0.0.1:\(port)"])
+        #expect(serverB.inbound == serverA.inbound)
+        let next = try curl(["-s", "-i", "-H", "Host: web", "http://\(client.outbound)/"])
+        #expect(next.stdout.hasPrefix("HTTP/1.1 200"), "\(next.stdout)\n\(client.process.stderr)")
+        #expect(next.stdout.hasSuffix("web-b\n"))
+        #expect(try serverB.metric("eino_tcp_open_total{direction=\"inbound\"}") == 1)
+        // The stream that was open on A finished there, and A then exited on its own.
+        #expect(try slow.line(startingWith: "web-") == "web-a")
+        #expect(slow.waitForExit(timeout: 10) == 0)
+        #expect(serverA.process.waitForExit(timeout: 10) == 0)
+    }
 }
