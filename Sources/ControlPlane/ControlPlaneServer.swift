@@ -50,6 +50,7 @@ public struct ControlPlaneServer: Sendable {
         let tokens = try JoinTokens(directory: URL(fileURLWithPath: directory))
         let publisher = ConfigPublisher()
         let registry = Registry()
+        let mirrors = MirrorLedger()
         await registry.setOnChange { [registry] in await publisher.publish(services: registry.services(), store: store) }
 
         let router = Router(context: ControlRequestContext.self)
@@ -57,6 +58,7 @@ public struct ControlPlaneServer: Sendable {
         ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
         AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry)
+        MirrorRoutes.add(to: admin, ledger: mirrors)
 
         // Every committed store state and every registry change reaches the watchers.
         let storeChanges = Task {

@@ -7,7 +7,8 @@ import NIOHTTP1
 
 /// `eino demo`: the whole mesh on loopback — control plane, two versions of an app behind
 /// sidecars, a client sidecar — with a 90/10 TrafficSplit applied and the observed split
-/// printed every second. Ctrl-C stops everything.
+/// printed every second; then a third version receives a mirror of the traffic, and the
+/// control plane's mirror report is printed every five seconds. Ctrl-C stops everything.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -36,8 +37,10 @@ struct DemoCommand: AsyncParsableCommand {
         let options = try ControlOptions.parse(["--control", url, "--data-dir", directory])
 
         var inbound: [String: String] = [:]
-        for version in ["v1", "v2"] {
-            let app = try children.start("app-\(version)", ["demo-app", "--name", version, "--listen", "127.0.0.1:0"])
+        for version in ["v1", "v2", "v3"] {
+            // v3 is the rewrite under test: it prices every 20th item wrong.
+            let extra = version == "v3" ? ["--diverge-every", "20"] : []
+            let app = try children.start("app-\(version)", ["demo-app", "--name", version, "--listen", "127.0.0.1:0"] + extra)
             let appAddress = try await app.value("listen", after: "eino demo-app ready")
             let sidecar = try await startSidecar(service: "web-\(version)", app: appAddress, options: options, children: children)
             inbound[version] = try await sidecar.value("inbound", after: "eino proxy ready")
@@ -61,10 +64,23 @@ struct DemoCommand: AsyncParsableCommand {
             .POST, "/v1/apply", body: ControlAPI.ApplyRequest(files: [.init(name: "demo-split.yaml", content: split)]),
             as: ControlAPI.ChangeResponse.self)
         say("applied TrafficSplit default/web-canary: web → web-v1 90%, web-v2 10%")
+        let mirror = """
+            apiVersion: mirror.eino.dev/v1alpha1
+            kind: TrafficMirror
+            metadata: {name: web-shadow}
+            spec:
+              service: web
+              mirrors: [{service: web-v3, percent: 100}]
+              compare: {ignoreHeaders: [x-served-by], ignoreJSONPaths: [$.app]}
+            """
+        _ = try await ControlClient(options).send(
+            .POST, "/v1/apply", body: ControlAPI.ApplyRequest(files: [.init(name: "demo-mirror.yaml", content: mirror)]),
+            as: ControlAPI.ChangeResponse.self)
+        say("applied TrafficMirror default/web-shadow: a copy of every request to web goes to web-v3, answers compared")
         try await waitForSplit(outbound: outbound)
         say("sending \(rate) requests/s to http://web/ through the client sidecar (\(outbound))")
 
-        try await drive(outbound: outbound, stop: stop)
+        try await drive(outbound: outbound, options: options, stop: stop)
     }
 
     private func startSidecar(service: String, app: String, options: ControlOptions, children: DemoChildren) async throws -> DemoChild {
@@ -97,8 +113,9 @@ struct DemoCommand: AsyncParsableCommand {
         throw CLIError("the client sidecar did not route web within 30 s")
     }
 
-    /// Sends requests at `rate` per second and prints, every second, who served them.
-    private func drive(outbound: String, stop: DemoStop) async throws {
+    /// Sends requests at `rate` per second and prints, every second, who served them, and
+    /// every five seconds the mirror report.
+    private func drive(outbound: String, options: ControlOptions, stop: DemoStop) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let started = Date()
         let end = duration.map { started.addingTimeInterval($0.seconds) }
@@ -109,7 +126,7 @@ struct DemoCommand: AsyncParsableCommand {
         let interval = 1.0 / Double(max(1, rate))
         var next = Date()
         while !stop.requested, end.map({ Date() < $0 }) ?? true {
-            var request = HTTPClientRequest(url: "http://\(outbound)/")
+            var request = HTTPClientRequest(url: "http://\(outbound)/items/\(total % 100)")
             request.headers.add(name: "Host", value: "web")
             do {
                 let response = try await client.execute(request, timeout: .seconds(5))
@@ -124,7 +141,11 @@ struct DemoCommand: AsyncParsableCommand {
             }
             total += 1
             if Date() >= nextReport {
-                report(seconds: Int(Date().timeIntervalSince(started).rounded()), total: total, counts: counts, failures: failures)
+                let seconds = Int(Date().timeIntervalSince(started).rounded())
+                report(seconds: seconds, total: total, counts: counts, failures: failures)
+                if seconds % 5 == 0, let mirrors = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self) {
+                    print(MirrorReportCommand.table(mirrors), terminator: "")
+                }
                 nextReport = nextReport.addingTimeInterval(1)
             }
             next = next.addingTimeInterval(interval)

@@ -129,7 +129,7 @@ final class LoopContext: @unchecked Sendable {
     /// The mirror counters of a root service's mirror targets, in target order.
     func mirrorCounters(for service: MeshService, _ mirror: CompiledMirror) -> [MirrorCounters] {
         if let cached = mirrorCounters[service.key] { return cached }
-        let handles = mirror.targets.map { mirrorMetrics.counters(service: service.key.name, mirror: $0.service.name) }
+        let handles = mirror.targets.map { mirrorMetrics.counters(namespace: service.key.namespace, service: service.key.name, mirror: $0.service.name) }
         mirrorCounters[service.key] = handles
         return handles
     }

@@ -20,6 +20,14 @@ public struct LatencyHistogram: Codable, Sendable, Equatable {
         count &+= 1
     }
 
+    public func subtracting(_ earlier: LatencyHistogram) -> LatencyHistogram {
+        var delta = self
+        for index in delta.buckets.indices where index < earlier.buckets.count { delta.buckets[index] &-= earlier.buckets[index] }
+        delta.sum -= earlier.sum
+        delta.count &-= earlier.count
+        return delta
+    }
+
     public mutating func merge(_ other: LatencyHistogram) {
         for index in buckets.indices where index < other.buckets.count { buckets[index] &+= other.buckets[index] }
         sum += other.sum
@@ -72,6 +80,8 @@ public struct MirrorStats: Codable, Sendable, Equatable {
     /// Samples kept per mirror; older ones drop out.
     public static let sampleLimit = 20
 
+    /// The root service and its namespace (the mirror service lives in the same namespace).
+    public var namespace: String
     public var service: String
     public var mirror: String
     /// Requests chosen for copying (by percent and route).
@@ -93,7 +103,8 @@ public struct MirrorStats: Codable, Sendable, Equatable {
     /// Most recent last.
     public var samples: [MirrorSample] = []
 
-    public init(service: String, mirror: String) {
+    public init(namespace: String, service: String, mirror: String) {
+        self.namespace = namespace
         self.service = service
         self.mirror = mirror
     }
@@ -118,8 +129,34 @@ public struct MirrorStats: Codable, Sendable, Equatable {
         samples = Array((samples + other.samples).sorted { $0.time < $1.time }.suffix(Self.sampleLimit))
     }
 
+    /// What was counted since `earlier` (the same pair, counted before): counters and
+    /// histograms subtracted, samples newer than its newest. For reports that send deltas.
+    public func subtracting(_ earlier: MirrorStats) -> MirrorStats {
+        var delta = self
+        delta.sampled &-= earlier.sampled
+        delta.sent &-= earlier.sent
+        for (reason, count) in earlier.dropped { delta.dropped[reason, default: 0] &-= count }
+        delta.dropped = delta.dropped.filter { $0.value != 0 }
+        delta.failed &-= earlier.failed
+        delta.compared &-= earlier.compared
+        delta.mismatched &-= earlier.mismatched
+        delta.statusMismatches &-= earlier.statusMismatches
+        delta.headerMismatches &-= earlier.headerMismatches
+        delta.bodyMismatches &-= earlier.bodyMismatches
+        delta.primaryLatency = primaryLatency.subtracting(earlier.primaryLatency)
+        delta.shadowLatency = shadowLatency.subtracting(earlier.shadowLatency)
+        let newest = earlier.samples.last?.time ?? -Double.infinity
+        delta.samples = samples.filter { $0.time > newest }
+        return delta
+    }
+
+    /// Nothing was counted.
+    public var isEmpty: Bool {
+        sampled == 0 && sent == 0 && droppedTotal == 0 && failed == 0 && compared == 0 && shadowLatency.count == 0 && primaryLatency.count == 0
+    }
+
     enum CodingKeys: String, CodingKey {
-        case service, mirror, sampled, sent, dropped, failed, compared, mismatched, samples
+        case namespace, service, mirror, sampled, sent, dropped, failed, compared, mismatched, samples
         case statusMismatches = "status_mismatches"
         case headerMismatches = "header_mismatches"
         case bodyMismatches = "body_mismatches"
@@ -132,8 +169,8 @@ public struct MirrorStats: Codable, Sendable, Equatable {
 public final class MirrorCounters {
     public var stats: MirrorStats
 
-    init(service: String, mirror: String) {
-        stats = MirrorStats(service: service, mirror: mirror)
+    init(namespace: String, service: String, mirror: String) {
+        stats = MirrorStats(namespace: namespace, service: service, mirror: mirror)
     }
 
     public func addSample(_ sample: MirrorSample) {
@@ -145,6 +182,7 @@ public final class MirrorCounters {
 /// The mirror counters of one event loop. Use it on its loop only.
 public final class LoopMirrorMetrics {
     struct Key: Hashable {
+        var namespace: String
         var service: String
         var mirror: String
     }
@@ -155,10 +193,10 @@ public final class LoopMirrorMetrics {
 
     public init() {}
 
-    public func counters(service: String, mirror: String) -> MirrorCounters {
-        let key = Key(service: service, mirror: mirror)
+    public func counters(namespace: String, service: String, mirror: String) -> MirrorCounters {
+        let key = Key(namespace: namespace, service: service, mirror: mirror)
         if let existing = counters[key] { return existing }
-        let created = MirrorCounters(service: service, mirror: mirror)
+        let created = MirrorCounters(namespace: namespace, service: service, mirror: mirror)
         counters[key] = created
         return created
     }
@@ -180,7 +218,7 @@ public struct MirrorSnapshot: Sendable {
 
     public mutating func merge(_ other: MirrorSnapshot) {
         for entry in other.stats {
-            if let index = stats.firstIndex(where: { $0.service == entry.service && $0.mirror == entry.mirror }) {
+            if let index = stats.firstIndex(where: { $0.namespace == entry.namespace && $0.service == entry.service && $0.mirror == entry.mirror }) {
                 stats[index].merge(entry)
             } else {
                 stats.append(entry)
