@@ -125,7 +125,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
             if let mirrorCopy {
                 self.mirrorCopy = nil
-                mirrored = mirrorCopy.send(on: loop)
+                mirrored = mirrorCopy.send(on: loop, http2: isHTTP2 && !fromMesh)
             }
             if complete { finishExchange() }
         }

@@ -130,6 +130,20 @@ import Testing
         #expect(try proxy.metric("eino_mirror_sent_total{service=\"web\",mirror=\"web-v2\"}") == 61)
     }
 
+    @Test func http2RequestsAreCopiedOverHTTP2() throws {
+        let primary = try H2Upstream("h2-primary")
+        let shadow = try H2Upstream("h2-shadow")
+        let proxy = try RunningProxy(config: Self.config(primary: primary.address, shadow: shadow.address, compare: "{}"))
+        let output = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: web", "--data-binary", "over h2", "http://\(proxy.outbound)/h2"])
+        #expect(output.stdout == "h2-primary /h2 7 conn=1\n")
+        #expect(try eventually { try Self.stats(proxy)?.compared == 1 })
+        let stats = try #require(try Self.stats(proxy))
+        #expect(stats.sent == 1 && stats.failed == 0)
+        // The shadow answered over HTTP/2 with its own name: the body differs, nothing else.
+        #expect(stats.body_mismatches == 1 && stats.status_mismatches == 0 && stats.header_mismatches == 1)
+        #expect(stats.samples.first?.difference == #"header x-served-by: "h2-primary" != "h2-shadow""#)
+    }
+
     @Test func samplingAt25PercentStaysWithinTwoPoints() throws {
         let primary = try MirrorApp("primary")
         let shadow = try MirrorApp("shadow")

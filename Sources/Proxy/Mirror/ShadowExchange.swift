@@ -38,8 +38,9 @@ final class MirrorCopy {
     }
 
     /// The request is complete: one shadow exchange per target, each within the in-flight
-    /// cap. Returns the counters of the copies that went out.
-    func send(on loop: LoopContext) -> [MirrorCounters] {
+    /// cap. Returns the counters of the copies that went out. `http2`: the caller spoke
+    /// HTTP/2, so the copy does too (a gRPC shadow needs it).
+    func send(on loop: LoopContext, http2: Bool) -> [MirrorCounters] {
         var sent: [MirrorCounters] = []
         var shadowHead = head
         shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowAuthority(head.headers.first(name: "host") ?? ""))
@@ -58,7 +59,7 @@ final class MirrorCopy {
                 counters.stats.dropped["no_endpoints", default: 0] &+= 1
                 continue
             }
-            let exchange = ShadowExchange(loop: loop, counters: counters, endpoint: endpoint, head: shadowHead, body: body, comparison: comparison)
+            let exchange = ShadowExchange(loop: loop, counters: counters, endpoint: endpoint, head: shadowHead, body: body, http2: http2, comparison: comparison)
             exchange.start()
             sent.append(counters)
         }
@@ -154,6 +155,7 @@ final class ShadowExchange: UpstreamOwner {
     private let endpoint: EndpointState
     private let head: HTTPRequestHead
     private let body: [ByteBuffer]
+    private let http2: Bool
     private let comparison: ComparisonSession?
     private var upstream: UpstreamConnection?
     private var response: CapturedResponse?
@@ -161,12 +163,13 @@ final class ShadowExchange: UpstreamOwner {
     private var timeout: Scheduled<Void>?
     private var finished = false
 
-    init(loop: LoopContext, counters: MirrorCounters, endpoint: EndpointState, head: HTTPRequestHead, body: [ByteBuffer], comparison: ComparisonSession?) {
+    init(loop: LoopContext, counters: MirrorCounters, endpoint: EndpointState, head: HTTPRequestHead, body: [ByteBuffer], http2: Bool, comparison: ComparisonSession?) {
         self.loop = loop
         self.counters = counters
         self.endpoint = endpoint
         self.head = head
         self.body = body
+        self.http2 = http2
         self.comparison = comparison
     }
 
@@ -175,9 +178,10 @@ final class ShadowExchange: UpstreamOwner {
         loop.shadows[ObjectIdentifier(self)] = self
         loop.mirrorMetrics.inflight = loop.shadows.count
         timeout = loop.eventLoop.assumeIsolated().scheduleTask(in: loop.configuration.mirrorTimeout) { [weak self] in self?.finish(failed: true) }
-        // A mesh endpoint is another proxy: a stream on the shared mTLS connection.
-        let lease = endpoint.expectedIdentity != nil && loop.tls != nil
-            ? loop.leaseStream(endpoint, mesh: loop.tls?.httpClient) : loop.lease(endpoint)
+        // As for the primary: a mesh endpoint is another proxy, reached by a stream on the
+        // shared mTLS connection; otherwise the caller's protocol.
+        let mesh = endpoint.expectedIdentity != nil ? loop.tls?.httpClient : nil
+        let lease = mesh != nil || http2 ? loop.leaseStream(endpoint, mesh: mesh) : loop.lease(endpoint)
         switch lease {
         case .ready(let connection):
             attach(connection)
