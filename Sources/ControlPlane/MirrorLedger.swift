@@ -50,7 +50,7 @@ extension ControlAPI {
             public var body_mismatches: UInt64
             /// Share of the compared copies that differed in anything, 0…1.
             public var mismatch_rate: Double
-            /// Upper bounds of the histogram buckets holding the medians; 0 before any.
+            /// Medians, interpolated within their histogram bucket; 0 before any.
             public var primary_latency_ms_p50: Double
             public var shadow_latency_ms_p50: Double
             public var samples: [Sample]

@@ -74,7 +74,7 @@ struct MirrorReportCommand: AsyncParsableCommand {
     }
 
     static func rate(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }
-    static func milliseconds(_ value: Double) -> String { value == 0 ? "-" : "≤\(value.formatted())ms" }
+    static func milliseconds(_ value: Double) -> String { value == 0 ? "-" : String(format: "%.2fms", value) }
 
     /// Left-aligned columns two spaces apart.
     static func columns(_ rows: [[String]]) -> String {

@@ -533,8 +533,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     private func finishExchange() {
         if !mirrored.isEmpty {
-            let seconds = Double(max(0, (NIODeadline.now() - start).nanoseconds)) / 1e9
-            for counters in mirrored { counters.stats.primaryLatency.record(seconds: seconds) }
+            let nanoseconds = UInt64(max(0, (NIODeadline.now() - start).nanoseconds))
+            for counters in mirrored { counters.stats.primaryLatency.record(nanoseconds: nanoseconds) }
             mirrored.removeAll()
         }
         recordMetrics()

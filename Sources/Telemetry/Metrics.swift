@@ -133,7 +133,7 @@ public final class LoopMetrics {
 
 /// Bucket counts (not cumulative; the last bucket is +Inf) over `latencyBuckets`, and the
 /// sum of the observations.
-public struct Histogram: Sendable, Equatable {
+public struct Histogram: Sendable, Equatable, Codable {
     public var counts: [UInt64]
     public var sumNanoseconds: UInt64
 

@@ -3,48 +3,14 @@ import Foundation
 /// Traffic-mirror counters. Like the request metrics, each event loop owns its own
 /// `LoopMirrorMetrics` (no lock on the request path); a scrape or a report merges copies.
 
-/// A latency histogram over `latencyBuckets`.
-public struct LatencyHistogram: Codable, Sendable, Equatable {
-    /// One count per bucket plus the overflow bucket.
-    public var buckets: [UInt64] = [UInt64](repeating: 0, count: latencyBuckets.count + 1)
-    public var sum: Double = 0
-    public var count: UInt64 = 0
-
-    public init() {}
-
-    public mutating func record(seconds: Double) {
+extension Histogram {
+    /// Counts one observation.
+    public mutating func record(nanoseconds: UInt64) {
+        let seconds = Double(nanoseconds) / 1e9
         var index = 0
         while index < latencyBuckets.count && seconds > latencyBuckets[index] { index += 1 }
-        buckets[index] &+= 1
-        sum += seconds
-        count &+= 1
-    }
-
-    public func subtracting(_ earlier: LatencyHistogram) -> LatencyHistogram {
-        var delta = self
-        for index in delta.buckets.indices where index < earlier.buckets.count { delta.buckets[index] &-= earlier.buckets[index] }
-        delta.sum -= earlier.sum
-        delta.count &-= earlier.count
-        return delta
-    }
-
-    public mutating func merge(_ other: LatencyHistogram) {
-        for index in buckets.indices where index < other.buckets.count { buckets[index] &+= other.buckets[index] }
-        sum += other.sum
-        count &+= other.count
-    }
-
-    /// The upper bound of the bucket holding quantile `q` (0…1), in seconds; nil when empty.
-    /// Counts past the last bound report the last bound.
-    public func quantile(_ q: Double) -> Double? {
-        guard count > 0 else { return nil }
-        let rank = max(1, UInt64((q * Double(count)).rounded(.up)))
-        var seen: UInt64 = 0
-        for (index, bucketCount) in buckets.enumerated() {
-            seen &+= bucketCount
-            if seen >= rank { return latencyBuckets[min(index, latencyBuckets.count - 1)] }
-        }
-        return latencyBuckets.last
+        counts[index] &+= 1
+        sumNanoseconds &+= nanoseconds
     }
 }
 
@@ -98,8 +64,8 @@ public struct MirrorStats: Codable, Sendable, Equatable {
     public var statusMismatches: UInt64 = 0
     public var headerMismatches: UInt64 = 0
     public var bodyMismatches: UInt64 = 0
-    public var primaryLatency = LatencyHistogram()
-    public var shadowLatency = LatencyHistogram()
+    public var primaryLatency = Histogram()
+    public var shadowLatency = Histogram()
     /// Most recent last.
     public var samples: [MirrorSample] = []
 
@@ -124,8 +90,8 @@ public struct MirrorStats: Codable, Sendable, Equatable {
         statusMismatches &+= other.statusMismatches
         headerMismatches &+= other.headerMismatches
         bodyMismatches &+= other.bodyMismatches
-        primaryLatency.merge(other.primaryLatency)
-        shadowLatency.merge(other.shadowLatency)
+        primaryLatency.add(other.primaryLatency)
+        shadowLatency.add(other.shadowLatency)
         samples = Array((samples + other.samples).sorted { $0.time < $1.time }.suffix(Self.sampleLimit))
     }
 
@@ -275,11 +241,11 @@ public struct MirrorSnapshot: Sendable {
             for (side, histogram) in [("primary", entry.primaryLatency), ("shadow", entry.shadowLatency)] {
                 var cumulative: UInt64 = 0
                 for (index, bound) in latencyBuckets.enumerated() {
-                    cumulative &+= histogram.buckets[index]
+                    cumulative &+= histogram.counts[index]
                     lines.append("eino_mirror_latency_seconds_bucket{\(labels),side=\"\(side)\",le=\"\(bound)\"} \(cumulative)")
                 }
                 lines.append("eino_mirror_latency_seconds_bucket{\(labels),side=\"\(side)\",le=\"+Inf\"} \(histogram.count)")
-                lines.append("eino_mirror_latency_seconds_sum{\(labels),side=\"\(side)\"} \(histogram.sum)")
+                lines.append("eino_mirror_latency_seconds_sum{\(labels),side=\"\(side)\"} \(Double(histogram.sumNanoseconds) / 1e9)")
                 lines.append("eino_mirror_latency_seconds_count{\(labels),side=\"\(side)\"} \(histogram.count)")
             }
             return lines

@@ -240,7 +240,7 @@ final class ShadowExchange: UpstreamOwner {
             loop.release(upstream, reusable: reusable)
         }
         let elapsed = NIODeadline.now() - startedAt
-        counters.stats.shadowLatency.record(seconds: Double(max(0, elapsed.nanoseconds)) / 1e9)
+        counters.stats.shadowLatency.record(nanoseconds: UInt64(max(0, elapsed.nanoseconds)))
         if failed { counters.stats.failed &+= 1 }
         // A shadow that got no answer has nothing to compare; a 5xx is compared (and failed).
         comparison?.shadowFinished(reusable ? response : nil, counters: counters)
