@@ -421,4 +421,41 @@ import Testing
         #expect(slow.waitForExit(timeout: 10) == 0)
         #expect(serverA.process.waitForExit(timeout: 10) == 0)
     }
+
+    /// The inbound side resumes TLS 1.3 sessions from tickets (BoringSSL's defaults) for a
+    /// client that keeps them; a new certificate means a new context whose ticket keys are
+    /// new, so older tickets no longer resume.
+    @Test func inboundResumesATicketUntilItsCertificateRotates() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address,
+                                      extra: ["--watch-interval", "100ms"])
+        let session = certificates.directory.appendingPathComponent("session.pem").path
+        /// A request over eino-tcp; returns the handshake kind line ("New, …" / "Reused, …") and the answer.
+        func exchange(_ sessionFlag: String) throws -> (kind: String, body: String) {
+            let script = "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\nConnection: close\\r\\n\\r\\n' | (cat; sleep 1) | openssl s_client -connect \(server.inbound) -alpn eino-tcp -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) -CAfile \(certificates.caFile) \(sessionFlag) \(session) 2>/dev/null"
+            let output = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script]).stdout
+            let kind = output.split(separator: "\n").first { $0.hasPrefix("New, ") || $0.hasPrefix("Reused, ") }.map(String.init) ?? ""
+            return (kind, output.contains("web-app\n") ? "web-app" : output)
+        }
+        let first = try exchange("-sess_out")
+        #expect(first.kind.hasPrefix("New, TLSv1.3"), "\(first)")
+        #expect(first.body == "web-app")
+        let resumed = try exchange("-sess_in")
+        #expect(resumed.kind.hasPrefix("Reused, TLSv1.3"), "\(resumed)")
+        #expect(resumed.body == "web-app")
+        // Re-issue the server's certificate and wait until new connections are shown it.
+        let before = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "openssl x509 -noout -serial -in \(certificates.certFile("web"))"]).stdout
+        let issue = try EinoProcess.run(EinoProcess.binary, ["identity", "issue", "--dir", certificates.directory.appendingPathComponent("ca").path,
+                                                             "--service", "web", "--out", certificates.directory.appendingPathComponent("certs").path])
+        #expect(issue.status == 0)
+        #expect(try eventually(timeout: 5) {
+            let script = "openssl s_client -connect \(server.inbound) -alpn h2 -cert \(certificates.certFile("client")) -key \(certificates.keyFile("client")) </dev/null 2>/dev/null | openssl x509 -noout -serial"
+            let served = try EinoProcess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script]).stdout
+            return !served.isEmpty && served != before
+        })
+        let afterRotation = try exchange("-sess_in")
+        #expect(afterRotation.kind.hasPrefix("New, TLSv1.3"), "\(afterRotation)")
+        #expect(afterRotation.body == "web-app")
+    }
 }
