@@ -103,6 +103,15 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("mirror-timeout"), help: "How long a mirror copy may take before it is given up (counted as failed).")
     var mirrorTimeout: String = "10s"
 
+    @Option(name: .customLong("trace-sample-rate"), help: "Chance (0…1) that a trace the outbound proxy starts for a request carrying none is sampled; 0 starts none (trace context is only propagated).")
+    var traceSampleRate: Double = 0
+
+    @Option(name: .customLong("trace-otlp"), help: "Export spans as OTLP/HTTP JSON to this URL (a base URL gets /v1/traces).")
+    var traceOTLP: String?
+
+    @Option(name: .customLong("access-log"), help: "Write one line per request to stdout: json, or off.")
+    var accessLog: String = "off"
+
     func validate() throws {
         switch (config, control) {
         case (nil, nil): throw ValidationError("give --config FILE (static mode) or --control URL (control-plane mode)")
@@ -124,6 +133,9 @@ struct ProxyCommand: ParsableCommand {
         }
         if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
         if InboundMode(rawValue: inboundMode) == nil { throw ValidationError("--inbound-mode must be strict or permissive, got \"\(inboundMode)\"") }
+        if !(0...1).contains(traceSampleRate) { throw ValidationError("--trace-sample-rate must be between 0 and 1, got \(traceSampleRate)") }
+        if let traceOTLP, otlpTracesURL(traceOTLP) == nil { throw ValidationError("--trace-otlp must be an http(s) URL, got \"\(traceOTLP)\"") }
+        if accessLog != "off" && AccessLogFormat(rawValue: accessLog) == nil { throw ValidationError("--access-log must be json or off, got \"\(accessLog)\"") }
         if maxHeaderBytes < 1024 { throw ValidationError("--max-header-bytes must be at least 1024") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if mirrorMaxInflight < 0 { throw ValidationError("--mirror-max-inflight must be 0 or more") }
@@ -162,6 +174,9 @@ struct ProxyCommand: ParsableCommand {
         options.inboundMode = InboundMode(rawValue: inboundMode)!
         options.mirrorMaxInflight = mirrorMaxInflight
         options.mirrorTimeout = parseDuration(mirrorTimeout)!
+        options.traceSampleRate = traceSampleRate
+        options.traceOTLP = traceOTLP.flatMap(otlpTracesURL)
+        options.accessLog = AccessLogFormat(rawValue: accessLog)
 
         // Signals are taken by dispatch sources, not the default handlers.
         for signalNumber in [SIGHUP, SIGTERM, SIGINT, SIGPIPE] { signal(signalNumber, SIG_IGN) }

@@ -72,6 +72,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var comparison: ComparisonSession?
     /// Counters of the copies sent for the current exchange, for the primary's latency.
     private var mirrored: [MirrorCounters] = []
+    /// Trace context and access log for the current exchange.
+    private var telemetry = ExchangeTelemetry()
 
     init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
         self.loop = loop
@@ -105,6 +107,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
         case .body(let buffer):
             requestBodyless = false
+            telemetry.requestBytes += buffer.readableBytes
             if let mirrorCopy, !mirrorCopy.append(buffer) {
                 self.mirrorCopy = nil
                 comparison = nil
@@ -192,6 +195,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
 
         var head = incoming
+        telemetry.begin(&head, direction: direction, loop: loop)
         let target: EndpointState
         var mirrorRoot: MeshService?
         switch direction {
@@ -383,6 +387,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         case .body(let buffer):
             if machine.responseBody() {
                 comparison?.primaryBody(buffer)
+                telemetry.responseBytes += buffer.readableBytes
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
         case .end(let trailers):
@@ -480,6 +485,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         responseHeadAt = .now()
         var headers = HTTPHeaders()
         let body = error.cause + "\n"
+        telemetry.responseBytes += body.utf8.count
         headers.add(name: "eino-error", value: error.cause)
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(body.utf8.count))
@@ -516,7 +522,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Counts the exchange's response once: a proxy-made answer or a cut stream is a
     /// failure whatever its status.
     private func recordMetrics(cut: Bool = false) {
-        guard status > 0, let routeMetrics else { return }
+        guard status > 0 else { return }
+        telemetry.finish(
+            status: status, service: routeMetrics?.key.service, backend: routeMetrics?.key.backend,
+            peerIdentity: direction == .inbound ? meshClient : meshUpstream.flatMap { _ in endpoint?.expectedIdentity?.description },
+            direction: direction, loop: loop)
+        guard let routeMetrics else { return }
         let end = NIODeadline.now()
         routeMetrics.record(
             status: status, latencyNanoseconds: UInt64(max(0, ((responseHeadAt ?? end) - start).nanoseconds)),

@@ -22,6 +22,8 @@ final class LoopContext: @unchecked Sendable {
     /// Mirror counter handles by root service, for this snapshot.
     private var mirrorCounters: [ServiceKey: [MirrorCounters]] = [:]
     var random = FastRandom()
+    /// Trace sampling and the span and access-log buffers of this loop.
+    let telemetry: LoopTelemetry
     private(set) var snapshot: MeshSnapshot?
     /// This proxy's mTLS values; nil without credentials (endpoints are then spoken to in
     /// plaintext and TLS arriving inbound is relayed to the app). Swapped like snapshots.
@@ -57,6 +59,7 @@ final class LoopContext: @unchecked Sendable {
     init(eventLoop: EventLoop, configuration: ProxyConfiguration) {
         self.eventLoop = eventLoop
         self.configuration = configuration
+        telemetry = LoopTelemetry(configuration: configuration)
         app = EndpointState(endpoint: Endpoint(host: configuration.app.host, port: configuration.app.port))
         mirrorInflightLimit = configuration.mirrorMaxInflight == 0 ? 0 : max(1, configuration.mirrorMaxInflight / max(1, configuration.threads))
         let idle = configuration.upstreamIdleTimeout

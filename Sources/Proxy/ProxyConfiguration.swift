@@ -38,6 +38,13 @@ public struct ProxyConfiguration: Sendable {
     public var mirrorMaxInflight: Int = 100
     /// A mirror copy unanswered after this long is given up (and counted as failed).
     public var mirrorTimeout: TimeAmount = .seconds(10)
+    /// Chance that a trace the outbound proxy starts (for a request carrying none) is
+    /// sampled; 0 starts none: trace context is only propagated.
+    public var traceSampleRate: Double = 0
+    /// Where spans are exported as OTLP/HTTP JSON (the full `…/v1/traces` URL); nil = no export.
+    public var traceOTLP: String? = nil
+    /// Access log on stdout; nil = off.
+    public var accessLog: AccessLogFormat? = nil
 
     public init(app: ListenAddress, configPath: String?) {
         self.app = app
@@ -79,4 +86,23 @@ public func parseDuration(_ text: String) -> TimeAmount? {
 public enum InboundMode: String, Sendable, CaseIterable {
     case strict
     case permissive
+}
+
+/// `--access-log`: the format of the per-request lines on stdout.
+public enum AccessLogFormat: String, Sendable, CaseIterable {
+    case json
+}
+
+/// `--trace-otlp`: a base URL (`http://collector:4318`) gets OTLP's `/v1/traces` path, as
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` does; a URL with a path is used as it is. Nil for anything
+/// but an http(s) URL with a host.
+public func otlpTracesURL(_ text: String) -> String? {
+    let lower = text.lowercased()
+    guard let schemeEnd = lower.range(of: "://"), ["http", "https"].contains(String(lower[..<schemeEnd.lowerBound])) else { return nil }
+    let rest = text[schemeEnd.upperBound...]
+    let slash = rest.firstIndex(of: "/")
+    let host = slash.map { rest[..<$0] } ?? rest
+    guard !host.isEmpty, !host.contains(" ") else { return nil }
+    guard let slash, rest[slash...] != "/" else { return text.hasSuffix("/") ? text + "v1/traces" : text + "/v1/traces" }
+    return text
 }

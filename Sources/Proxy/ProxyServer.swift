@@ -43,6 +43,8 @@ public final class ProxyServer: @unchecked Sendable {
     private let stopped: EventLoopPromise<Void>
     private let control = DispatchQueue(label: "eino.proxy.control")
     private var watcher: DispatchSourceTimer?
+    /// Span export and access log, shipped off the loops.
+    private var shipping: TelemetryShipping?
 
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
@@ -86,6 +88,11 @@ public final class ProxyServer: @unchecked Sendable {
             $0.listening = true
         }
         startWatching()
+        let shipping = TelemetryShipping(
+            configuration: configuration, loops: loops, identity: { [weak self] in self?.currentSnapshot?.identity },
+            log: { [weak self] in self?.log($0) })
+        shipping.start()
+        self.shipping = shipping
         return BoundPorts(outbound: outbound.localAddress!, inbound: inbound.localAddress!, admin: admin.localAddress!)
     }
 
@@ -450,6 +457,7 @@ public final class ProxyServer: @unchecked Sendable {
                 .init("eino_config_reloads_rejected", "Config reloads rejected as invalid since start.", .gauge, Double(rejected)),
                 .init("eino_ready", "1 when the proxy is ready.", .gauge, self.isReady ? 1 : 0),
             ]
+            result.scalars += self.shipping?.counters ?? []
             if let leaf = material?.credentials.leaf {
                 result.scalars.append(.init("eino_certificate_expiry_seconds",
                     "Unix time at which the proxy's mTLS certificate expires.", .gauge, leaf.notValidAfter.timeIntervalSince1970))
@@ -506,6 +514,7 @@ public final class ProxyServer: @unchecked Sendable {
     /// Blocks until the proxy stopped, then releases its threads.
     public func waitUntilStopped() {
         try? stopped.futureResult.wait()
+        shipping?.stop()
         try? group.syncShutdownGracefully()
     }
 

@@ -66,6 +66,11 @@ final class Background: @unchecked Sendable {
         throw HarnessError("no line starting with \"\(prefix)\" from \(process.executableURL!.lastPathComponent); stderr:\n\(stderr)")
     }
 
+    /// Every stdout line so far that starts with `prefix`.
+    func lines(startingWith prefix: String) -> [String] {
+        lock.withLock { collected.lines.filter { $0.hasPrefix(prefix) } }
+    }
+
     func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
     }
