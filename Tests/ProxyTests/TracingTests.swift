@@ -168,8 +168,30 @@ import Testing
         #expect(secondServer["parentSpanId"] as? String == secondClient["spanId"] as? String)
         #expect(continued == "00-\(Self.traceID)-\(secondServer["spanId"] as? String ?? "")-01")
 
-        #expect(try eventually { try mesh.client.metric("eino_trace_spans_exported_total") == 2 })
-        #expect(try mesh.server.metric("eino_trace_spans_exported_total") == 2)
+        // B3, single and multi: each hop puts its span in the header, the caller's as parent.
+        let single = try mesh.appHeaders(["b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"])
+        let multi = try mesh.appHeaders(["X-B3-TraceId: 463ac35c9f6413ad", "X-B3-SpanId: a2fb4a1d1a96d312", "X-B3-Sampled: 1"])
+        spans = try receiver.waitForSpans(8)
+        #expect(spans.count == 8)
+        let b3Single = spans.filter { $0["traceId"] as? String == "80f198ee56343ba864fe8b2a57d3eff7" }
+        let singleClient = try #require(b3Single.first { $0["kind"] as? Int == 3 })
+        let singleServer = try #require(b3Single.first { $0["kind"] as? Int == 2 })
+        #expect(singleClient["parentSpanId"] as? String == "e457b5a2e4d86bd1")
+        #expect(singleServer["parentSpanId"] as? String == singleClient["spanId"] as? String)
+        #expect(single["b3"] == "80f198ee56343ba864fe8b2a57d3eff7-\(singleServer["spanId"] as? String ?? "")-1-\(singleClient["spanId"] as? String ?? "")")
+        // A 64-bit B3 trace id is exported left-padded to 128 bits and stays 64-bit in the header.
+        let b3Multi = spans.filter { $0["traceId"] as? String == "0000000000000000463ac35c9f6413ad" }
+        let multiClient = try #require(b3Multi.first { $0["kind"] as? Int == 3 })
+        let multiServer = try #require(b3Multi.first { $0["kind"] as? Int == 2 })
+        #expect(multiClient["parentSpanId"] as? String == "a2fb4a1d1a96d312")
+        #expect(multiServer["parentSpanId"] as? String == multiClient["spanId"] as? String)
+        #expect(multi["x-b3-traceid"] == "463ac35c9f6413ad")
+        #expect(multi["x-b3-spanid"] == multiServer["spanId"] as? String)
+        #expect(multi["x-b3-parentspanid"] == multiClient["spanId"] as? String)
+        #expect(multi["x-b3-sampled"] == "1")
+
+        #expect(try eventually { try mesh.client.metric("eino_trace_spans_exported_total") == 4 })
+        #expect(try mesh.server.metric("eino_trace_spans_exported_total") == 4)
         #expect(try mesh.client.metric("eino_trace_spans_dropped_total") == 0)
         #expect(try mesh.client.metric("eino_trace_spans_failed_total") == 0)
     }
