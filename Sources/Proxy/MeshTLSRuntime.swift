@@ -95,6 +95,12 @@ final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// A connection that never became active (connect refused) is torn down without
+    /// `channelInactive`: the waiter still answers.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(ChannelError.ioOnClosedChannel)
+    }
+
     private func fail(_ error: Error) {
         guard let promise else { return }
         self.promise = nil
