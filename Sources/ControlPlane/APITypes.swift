@@ -120,4 +120,31 @@ public enum ControlAPI {
     public struct EndpointList: Codable, Sendable {
         public var items: [EndpointRow]
     }
+
+    /// `GET /v1/stat?window=1m&service=S`: one row per (service, backend), as
+    /// `eino stat -o json` prints them (CLI.md). Latencies are to the response head.
+    public struct StatRow: Codable, Sendable, Equatable {
+        public var service: String
+        public var backend: String
+        public var requests: UInt64
+        /// Successful responses / responses, 0…1.
+        public var successRate: Double
+        public var rps: Double
+        public var latencyMsP50: Double
+        public var latencyMsP95: Double
+        public var latencyMsP99: Double
+
+        enum CodingKeys: String, CodingKey {
+            case service, backend, requests, rps
+            case successRate = "success_rate"
+            case latencyMsP50 = "latency_ms_p50"
+            case latencyMsP95 = "latency_ms_p95"
+            case latencyMsP99 = "latency_ms_p99"
+        }
+    }
+
+    public struct StatResponse: Codable, Sendable {
+        public var window: String
+        public var rows: [StatRow]
+    }
 }

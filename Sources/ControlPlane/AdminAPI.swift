@@ -47,7 +47,18 @@ struct AdminAuthentication: RouterMiddleware {
 
 /// Routes of the admin API: apply, get, delete. See docs/api.md.
 enum AdminRoutes {
-    static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, registry: Registry) {
+    static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, registry: Registry,
+                    telemetry: TelemetryAggregator) {
+        group.get("stat") { request, _ -> Response in
+            let window = request.uri.queryParameters.get("window") ?? "1m"
+            guard let seconds = TelemetryAggregator.windows[window] else {
+                let known = TelemetryAggregator.windows.sorted { $0.value < $1.value }.map(\.key).joined(separator: ", ")
+                return .json(ControlAPI.ErrorResponse(error: "bad_request", message: "window must be one of \(known), got \(window)"), status: .badRequest)
+            }
+            let service: String? = request.uri.queryParameters.get("service").map { String($0) }
+            return .json(ControlAPI.StatResponse(window: window, rows: await telemetry.stat(seconds: seconds, service: service)))
+        }
+
         group.post("tokens") { request, context -> Response in
             let body = try await request.decode(as: ControlAPI.TokenRequest.self, context: context)
             if let problem = Names.serviceProblem(body.service) ?? Names.namespaceProblem(body.namespace) {

@@ -51,13 +51,19 @@ public struct ControlPlaneServer: Sendable {
         let publisher = ConfigPublisher()
         let registry = Registry()
         let mirrors = MirrorLedger()
+        let telemetry = TelemetryAggregator()
         await registry.setOnChange { [registry] in await publisher.publish(services: registry.services(), store: store) }
 
         let router = Router(context: ControlRequestContext.self)
         router.get("/v1/health") { _, _ in Response.json(["status": "ok"]) }
-        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher)
+        // For Prometheus, like a proxy's admin /metrics: no token needed.
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: await telemetry.prometheusText())))
+        }
+        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher, telemetry: telemetry)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
-        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry)
+        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry, telemetry: telemetry)
         MirrorRoutes.add(to: admin, ledger: mirrors)
 
         // Every committed store state and every registry change reaches the watchers.

@@ -4,6 +4,7 @@ import Identity
 import MeshConfig
 import NIOCore
 import NIOSSL
+import Telemetry
 import X509
 
 /// Builds the config every proxy watches from the store and the registry, and hands each
@@ -49,7 +50,7 @@ enum ProxyRoutes {
     static let keepAlive: Duration = .seconds(15)
 
     static func add(to router: Router<ControlRequestContext>, authority: CertificateAuthority, tokens: JoinTokens,
-                    registry: Registry, publisher: ConfigPublisher) {
+                    registry: Registry, publisher: ConfigPublisher, telemetry: TelemetryAggregator) {
         router.post("/v1/join") { request, context -> Response in
             let body = try await request.decode(as: ControlWire.JoinRequest.self, context: context)
             let owner: (service: String, namespace: String)
@@ -90,6 +91,12 @@ enum ProxyRoutes {
             let address = request.uri.queryParameters.get("address") ?? ""
             await registry.deregister(identity: identity.description, address: address)
             return .json(["deregistered": address])
+        }
+
+        router.post("/v1/report") { request, context -> Response in
+            guard await context.clientIdentity() != nil else { return certificateRequired() }
+            let report = try await request.decode(as: TelemetryReport.self, context: context)
+            return .json(await telemetry.apply(report))
         }
 
         router.get("/v1/watch") { _, context -> Response in

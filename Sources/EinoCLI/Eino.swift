@@ -11,7 +11,7 @@ public struct Eino: AsyncParsableCommand {
         version: version,
         subcommands: [
             ValidateCommand.self, ProxyCommand.self, ControlCommand.self, ApplyCommand.self, GetCommand.self,
-            DeleteCommand.self, TokenCommand.self, MirrorCommand.self, IdentityCommand.self, DemoCommand.self, DemoAppCommand.self, InitCommand.self, WaitReadyCommand.self, InjectCommand.self, VersionCommand.self,
+            DeleteCommand.self, StatCommand.self, TokenCommand.self, MirrorCommand.self, IdentityCommand.self, DemoCommand.self, DemoAppCommand.self, InitCommand.self, WaitReadyCommand.self, InjectCommand.self, VersionCommand.self,
         ]
     )
 

@@ -94,6 +94,9 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("watch-interval"), help: "How often the config file is checked for changes (0 = never).")
     var watchInterval: String = "1s"
 
+    @Option(name: .customLong("report-interval"), help: "How often telemetry goes to the control plane (0 = never).")
+    var reportInterval: String = "10s"
+
     @Option(name: .customLong("inbound-mode"), help: "strict: plaintext inbound connections from anything but loopback are refused; permissive: accepted.")
     var inboundMode: String = "strict"
 
@@ -128,7 +131,8 @@ struct ProxyCommand: ParsableCommand {
         }
         for (name, value) in [("--header-timeout", headerTimeout), ("--request-timeout", requestTimeout), ("--drain-timeout", drainTimeout),
                               ("--detect-timeout", detectTimeout), ("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout),
-                              ("--watch-interval", watchInterval), ("--mirror-timeout", mirrorTimeout)] {
+                              ("--watch-interval", watchInterval), ("--mirror-timeout", mirrorTimeout),
+                              ("--report-interval", reportInterval)] {
             if parseDuration(value) == nil { throw ValidationError("\(name) must be a duration such as 500ms, 10s, 1m, got \"\(value)\"") }
         }
         if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
@@ -231,7 +235,9 @@ struct ProxyCommand: ParsableCommand {
         }
         let identity = ServiceKey(name: service!, namespace: namespace ?? "default")
         let link = ControlLink(
-            .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address),
+            .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address,
+                  reportInterval: Double(parseDuration(reportInterval)!.nanoseconds) / 1e9),
+            reportContributors: [MetricsReportSection(server: server)],
             onIdentity: { material in
                 // New certificates serve new connections; open ones carry on.
                 do {

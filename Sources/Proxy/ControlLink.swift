@@ -8,11 +8,13 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NIOSSL
 import SwiftASN1
+import Telemetry
 import X509
 
 /// The proxy's side of the control plane (docs/api.md, "Proxy API"): join once with a token,
 /// then over mTLS renew the certificate at 70 % of its life, register the inbound address
-/// with heartbeats, and watch the config stream.
+/// with heartbeats, watch the config stream, and every `reportInterval` send a telemetry
+/// report (docs/telemetry.md).
 ///
 /// Off the request path: plain async code. It only hands results over — new identity
 /// material and new config inputs — and the proxy keeps serving its last good ones whenever
@@ -30,10 +32,13 @@ public final class ControlLink: Sendable {
         public var labels: [String: String]
         /// Longest wait between retries (jittered); tests shorten it.
         public var maxBackoff: Double
+        /// Seconds between telemetry reports; 0 sends none.
+        public var reportInterval: Double
 
         public init(url: String, caFile: String, joinToken: String, service: String, namespace: String,
-                    advertise: String, labels: [String: String] = [:], maxBackoff: Double = 30) {
+                    advertise: String, labels: [String: String] = [:], maxBackoff: Double = 30, reportInterval: Double = 10) {
             self.maxBackoff = maxBackoff
+            self.reportInterval = reportInterval
             self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
             self.caFile = caFile
             self.joinToken = joinToken
@@ -52,15 +57,19 @@ public final class ControlLink: Sendable {
     let onIdentity: @Sendable (IdentityMaterial) -> Void
     let onConfig: @Sendable (ControlWire.ConfigUpdate) -> Void
     let log: @Sendable (String) -> Void
+    /// What each telemetry report carries.
+    let reportContributors: [any ReportContributor]
     private let material = NIOLockedValueBox<IdentityMaterial?>(nil)
 
     public init(
         _ options: Options,
+        reportContributors: [any ReportContributor] = [],
         onIdentity: @escaping @Sendable (IdentityMaterial) -> Void,
         onConfig: @escaping @Sendable (ControlWire.ConfigUpdate) -> Void,
         log: @escaping @Sendable (String) -> Void
     ) {
         self.options = options
+        self.reportContributors = reportContributors
         self.onIdentity = onIdentity
         self.onConfig = onConfig
         self.log = log
@@ -75,6 +84,9 @@ public final class ControlLink: Sendable {
             group.addTask { await self.renewLoop() }
             group.addTask { await self.registerLoop() }
             group.addTask { await self.watchLoop() }
+            if options.reportInterval > 0 && !reportContributors.isEmpty {
+                group.addTask { await self.reportLoop() }
+            }
         }
     }
 
@@ -188,6 +200,34 @@ public final class ControlLink: Sendable {
         } catch {
             try? await client.shutdown()
             throw error
+        }
+    }
+
+    // MARK: Telemetry
+
+    /// Every interval, a report of what changed since the last acknowledged one. A failed
+    /// report loses nothing: the next starts from the same acknowledged totals.
+    private func reportLoop() async {
+        var sequence = ReportSequence()
+        var failing = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(options.reportInterval))
+            var again = true
+            while again && !Task.isCancelled {
+                again = false
+                var report = sequence.start()
+                do {
+                    for contributor in reportContributors { try await contributor.contribute(to: &report) }
+                    let reply = try await call(.POST, "/v1/report", body: report, mutualTLS: true, as: TelemetryReport.Reply.self)
+                    again = await sequence.take(reply, contributors: reportContributors)
+                    if failing { log("report: delivered again (report \(report.sequence))") }
+                    failing = false
+                } catch {
+                    // Logged once per outage; the counts wait for the next report.
+                    if !failing { log("report: \(error); keeping the counts for the next report") }
+                    failing = true
+                }
+            }
         }
     }
 

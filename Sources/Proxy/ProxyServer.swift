@@ -445,6 +445,11 @@ public final class ProxyServer: @unchecked Sendable {
 
     // MARK: admin
 
+    /// Counters of every loop, merged, for a telemetry report.
+    public func metricsSnapshot() async throws -> MetricsSnapshot {
+        try await gatherMetrics(on: group.next()).get()
+    }
+
     /// Counters of every loop, merged. Each loop copies its own on its own thread.
     func gatherMetrics(on eventLoop: EventLoop) -> EventLoopFuture<MetricsSnapshot> {
         let copies = loops.map { loop in loop.eventLoop.submit { loop.metrics.snapshot() } }
