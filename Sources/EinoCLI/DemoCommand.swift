@@ -8,7 +8,8 @@ import NIOHTTP1
 /// `eino demo`: the whole mesh on loopback — control plane, two versions of an app behind
 /// sidecars, a client sidecar — with a 90/10 TrafficSplit applied and the observed split
 /// printed every second; then a third version receives a mirror of the traffic, and the
-/// control plane's mirror report is printed every five seconds. Ctrl-C stops everything.
+/// control plane's mirror report and `eino stat` table are printed every five seconds (the
+/// sidecars report every second). Ctrl-C stops everything.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -91,7 +92,7 @@ struct DemoCommand: AsyncParsableCommand {
         return try children.start("proxy-\(service)", [
             "proxy", "--service", service, "--app", app, "--control", options.control, "--join-token", token,
             "--ca-file", "\(options.dataDir)/ca.pem",
-            "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--report-interval", "1s",
         ])
     }
 
@@ -114,7 +115,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// Sends requests at `rate` per second and prints, every second, who served them, and
-    /// every five seconds the mirror report.
+    /// every five seconds the mirror report and the `eino stat` table (again at the end).
     private func drive(outbound: String, options: ControlOptions, stop: DemoStop) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let started = Date()
@@ -146,6 +147,7 @@ struct DemoCommand: AsyncParsableCommand {
                 if seconds % 5 == 0, let mirrors = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self) {
                     print(MirrorReportCommand.table(mirrors), terminator: "")
                 }
+                if seconds % 5 == 0 { await printStat(options: options, atLeast: 0) }
                 nextReport = nextReport.addingTimeInterval(1)
             }
             next = next.addingTimeInterval(interval)
@@ -153,6 +155,24 @@ struct DemoCommand: AsyncParsableCommand {
             if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
         }
         try await client.shutdown()
+        await printStat(options: options, atLeast: total)
+    }
+
+    /// The control plane's golden metrics for web, as `eino stat web` shows them, once its
+    /// window counts at least `sent` requests (reports come every second) or after 5 s.
+    private func printStat(options: ControlOptions, atLeast sent: Int) async {
+        let deadline = Date().addingTimeInterval(5)
+        var rows: [ControlAPI.StatRow] = []
+        repeat {
+            if let response = try? await ControlClient(options).send(.GET, "/v1/stat?window=1m&service=web", as: ControlAPI.StatResponse.self) {
+                rows = response.rows
+            }
+            if rows.reduce(0, { $0 + Int($1.requests) }) >= sent { break }
+            try? await Task.sleep(for: .milliseconds(200))
+        } while Date() < deadline
+        say("eino stat web (last minute, counted by the client sidecar):")
+        print(StatCommand.table(rows), terminator: "")
+        fflush(nil)
     }
 
     private func report(seconds: Int, total: Int, counts: [String: Int], failures: [String: Int]) {

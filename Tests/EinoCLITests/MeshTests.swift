@@ -15,6 +15,15 @@ import Testing
         // 90/10 over ~400 requests: web-v1's share is 90 % ± 6 (over 4 standard deviations).
         let share = last.split(separator: " ").firstIndex(of: "web-v1").flatMap { Double(last.split(separator: " ")[$0 + 1].dropLast()) }
         #expect((84...96).contains(share ?? 0), "\(last)")
+        // The control plane's stat table, last: both backends of web, nothing failed.
+        let lines = demo.stdoutLines
+        let header = try #require(lines.lastIndex { $0.hasPrefix("SERVICE ") }, "\(demo.stdout)")
+        let rows = lines[(header + 1)...].prefix { $0.hasPrefix("web ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(rows.map { $0[1] } == ["web-v1", "web-v2"], "\(demo.stdout)")
+        #expect(rows.allSatisfy { $0[3] == "100.00%" }, "\(demo.stdout)")
+        // Every request sent (and the few that found the split ready) was reported.
+        let sent = Int(last.split(separator: " ")[2]) ?? 0
+        #expect((sent...(sent + 150)).contains(rows.reduce(0) { $0 + (Int($1[2]) ?? 0) }), "\(demo.stdout)")
     }
 
     @Test func appliedSplitsMoveTrafficWithoutFailures() throws {
