@@ -193,6 +193,15 @@ public struct MirrorSnapshot: Sendable {
         inflight += other.inflight
     }
 
+    /// The pairs that counted anything since `earlier`, as deltas (`MirrorStats.subtracting`).
+    public func subtracting(_ earlier: MirrorSnapshot) -> [MirrorStats] {
+        stats.compactMap { entry in
+            let before = earlier.stats.first { $0.namespace == entry.namespace && $0.service == entry.service && $0.mirror == entry.mirror }
+            let delta = before.map { entry.subtracting($0) } ?? entry
+            return delta.isEmpty && delta.samples.isEmpty ? nil : delta
+        }.sorted { ($0.namespace, $0.service, $0.mirror) < ($1.namespace, $1.service, $1.mirror) }
+    }
+
     /// `{"inflight": N, "mirrors": [MirrorStats…]}`, sorted by service and mirror.
     public func json() -> String {
         struct Document: Encodable {

@@ -107,4 +107,105 @@ import Testing
         #expect(try eino(["apply", "-f", "-"], stdin: split(100, 0)).status == 0)
         _ = try poll(timeout: 45, "web-v1 alone after the restart") { Set(try send(10)) == ["200 v1"] ? true : nil }
     }
+
+    /// The mirroring journey through the control plane: proxies with mTLS between them, a
+    /// TrafficMirror applied with `eino apply`, reports summed by the control plane, and
+    /// `eino mirror report --fail-above` as a release gate.
+    @Test func mirrorReportGatesOnTheMismatchRate() throws {
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let control = try ServerProcess.eino(["control", "--data-dir", dataDir, "--listen", "127.0.0.1:0"])
+        var processes: [ServerProcess] = [control]
+        defer { for process in processes.reversed() { process.terminate() } }
+        let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
+        func eino(_ arguments: [String], stdin: String? = nil) throws -> EinoProcess.Output {
+            try EinoProcess.eino(arguments + ["--control", url, "--data-dir", dataDir], stdin: stdin)
+        }
+        func sidecar(_ service: String, app: String) throws -> ServerProcess {
+            let token = try eino(["token", "create", "--service", service]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let proxy = try ServerProcess.eino([
+                "proxy", "--service", service, "--app", app, "--control", url, "--join-token", token, "--ca-file", "\(dataDir)/ca.pem",
+                "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--report-interval", "200ms",
+            ])
+            processes.append(proxy)
+            return proxy
+        }
+        // web-v2 is the rewrite under test: every 10th item's price is wrong.
+        for (service, extra) in [("web", [String]()), ("web-v2", ["--diverge-every", "10"])] {
+            let app = try ServerProcess.eino(["demo-app", "--name", service, "--listen", "127.0.0.1:0"] + extra)
+            processes.append(app)
+            _ = try sidecar(service, app: try app.readyValue("listen", prefix: "eino demo-app ready"))
+        }
+        let client = try sidecar("client", app: "127.0.0.1:9")
+        let outbound = try client.readyValue("outbound", prefix: "eino proxy ready")
+        let mirror = """
+            apiVersion: mirror.eino.dev/v1alpha1
+            kind: TrafficMirror
+            metadata: {name: web-shadow}
+            spec:
+              service: web
+              mirrors: [{service: web-v2, percent: 100}]
+              compare: {ignoreHeaders: [x-served-by], ignoreJSONPaths: [$.app]}
+            """
+        #expect(try eino(["apply", "-f", "-"], stdin: mirror).status == 0)
+        struct Report: Decodable {
+            struct Mirror: Decodable {
+                struct Sample: Decodable {
+                    var path: String
+                    var difference: String
+                }
+
+                var service: String
+                var sampled: Int
+                var sent: Int
+                var compared: Int
+                var body_mismatches: Int
+                var mismatch_rate: Double
+                var samples: [Sample]
+            }
+
+            var service: String
+            var mirrors: [Mirror]
+        }
+        func report() throws -> Report {
+            try JSONDecoder().decode(Report.self, from: Data(try eino(["mirror", "report", "web", "-o", "json"]).stdout.utf8))
+        }
+        func get(_ path: String) throws {
+            _ = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "-H", "Host: web", "http://\(outbound)\(path)"])
+        }
+        // Warm-up on `/` (answers that match) until the client's proxy has the mirror, then
+        // until every copy made so far is compared and reported.
+        _ = try poll(timeout: 20, "the mirror at the client's proxy") { () -> Bool? in
+            try get("/")
+            return try report().mirrors.first.map { $0.sent > 0 } == true ? true : nil
+        }
+        let base = try poll(timeout: 20, "the warm-up copies compared") { () -> Int? in
+            guard let mirror = try report().mirrors.first, mirror.compared == mirror.sampled else { return nil }
+            return mirror.compared
+        }
+        let urls = (0..<200).flatMap { ["-o", "/dev/null", "-w", "%{http_code}\\n", "http://\(outbound)/items/\($0)"] }
+        let load = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "-H", "Host: web"] + urls)
+        #expect(load.stdoutLines == Array(repeating: "200", count: 200))
+
+        // Of the 200 items, the 20 multiples of 10 differ.
+        let report = try poll(timeout: 20, "every copy compared and reported") { () -> Report? in
+            let report = try report()
+            return report.mirrors.first?.compared == base + 200 ? report : nil
+        }
+        let shadow = try #require(report.mirrors.first)
+        #expect(report.service == "web" && shadow.service == "web-v2")
+        #expect(shadow.sent == base + 200 && shadow.body_mismatches == 20)
+        #expect(abs(shadow.mismatch_rate - 20.0 / Double(base + 200)) < 1e-9)
+        let sample = try #require(shadow.samples.first)
+        let item = Int(sample.path.dropFirst("/items/".count)) ?? -1
+        #expect(item % 10 == 0 && sample.difference == "$.price: \(item * 100) != \(item * 100 + 1)")
+
+        let table = try eino(["mirror", "report", "web"])
+        #expect(table.stdoutLines.first?.hasPrefix("MIRROR") == true)
+        let rate = String(format: "%.1f%%", 2000.0 / Double(base + 200))
+        #expect(table.stdoutLines.contains { $0.hasPrefix("web-v2") && $0.contains(" \(base + 200) ") && $0.contains(rate) })
+        let failing = try eino(["mirror", "report", "web", "--fail-above", "0.05"])
+        #expect(failing.status == 1)
+        #expect(failing.stderr.contains("mirror web-v2: mismatch rate \(rate) is above 5.0%"))
+        #expect(try eino(["mirror", "report", "web", "--fail-above", "0.2"]).status == 0)
+    }
 }
