@@ -8,6 +8,7 @@ usage: mirror_app.py ROLE [--delay-ms N] [--status N] [--diverge-every N]
   --diverge-every N   on /item/K with K % N == 0, answer a different "price"
 Prints "listening PORT" once ready.
 
+GET  /_concurrency -> the most requests it was answering at once (not counted)
 GET  /_log      -> the requests seen so far (not counted), as a JSON list of
                    {"method","path","host","mirror","length","sha256"}
 *    /item/K    -> {"item": K, "price": K, "currency": "EUR"}
@@ -26,6 +27,7 @@ DELAY = int(options.get("--delay-ms", "0")) / 1000
 STATUS = int(options.get("--status", "200"))
 DIVERGE = int(options.get("--diverge-every", "0"))
 log, lock = [], threading.Lock()
+busy = {"now": 0, "max": 0}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,13 +56,21 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 answer = json.dumps(log).encode()
             return self.send(200, answer)
+        if self.path == "/_concurrency":
+            with lock:
+                answer = str(busy["max"]).encode()
+            return self.send(200, answer)
         entry = {"method": self.command, "path": self.path, "host": self.headers.get("host"),
                  "mirror": self.headers.get("eino-mirror"), "length": len(data),
                  "sha256": hashlib.sha256(data).hexdigest()}
         with lock:
             log.append(entry)
+            busy["now"] += 1
+            busy["max"] = max(busy["max"], busy["now"])
         if DELAY:
             time.sleep(DELAY)
+        with lock:
+            busy["now"] -= 1
         if self.path.startswith("/item/"):
             number = int(self.path.split("/")[2])
             price = number + 1 if ROLE == "shadow" and DIVERGE and number % DIVERGE == 0 else number
