@@ -61,7 +61,7 @@ public struct ControlPlaneServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: await telemetry.prometheusText())))
         }
-        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher, telemetry: telemetry)
+        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher, telemetry: telemetry, mirrors: mirrors)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
         AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry, telemetry: telemetry)
         MirrorRoutes.add(to: admin, ledger: mirrors)

@@ -50,7 +50,7 @@ enum ProxyRoutes {
     static let keepAlive: Duration = .seconds(15)
 
     static func add(to router: Router<ControlRequestContext>, authority: CertificateAuthority, tokens: JoinTokens,
-                    registry: Registry, publisher: ConfigPublisher, telemetry: TelemetryAggregator) {
+                    registry: Registry, publisher: ConfigPublisher, telemetry: TelemetryAggregator, mirrors: MirrorLedger) {
         router.post("/v1/join") { request, context -> Response in
             let body = try await request.decode(as: ControlWire.JoinRequest.self, context: context)
             let owner: (service: String, namespace: String)
@@ -96,7 +96,10 @@ enum ProxyRoutes {
         router.post("/v1/report") { request, context -> Response in
             guard await context.clientIdentity() != nil else { return certificateRequired() }
             let report = try await request.decode(as: TelemetryReport.self, context: context)
-            return .json(await telemetry.apply(report))
+            let reply = await telemetry.apply(report)
+            // Applied once per report, like the metrics: a repeat is refused above.
+            if reply.applied && !report.mirrors.isEmpty { await mirrors.add(report.mirrors) }
+            return .json(reply)
         }
 
         router.get("/v1/watch") { _, context -> Response in

@@ -51,7 +51,7 @@ struct DemoAppCommand: AsyncParsableCommand {
         var logger = Logger(label: "eino.demo-app")
         logger.logLevel = .warning
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "eino-demo-\(name)"),
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "eino-demo-app"),
             onServerRunning: { channel in
                 print("eino demo-app ready listen=\(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen)")
                 fflush(nil)

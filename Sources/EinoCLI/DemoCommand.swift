@@ -145,7 +145,7 @@ struct DemoCommand: AsyncParsableCommand {
                 let seconds = Int(Date().timeIntervalSince(started).rounded())
                 report(seconds: seconds, total: total, counts: counts, failures: failures)
                 if seconds % 5 == 0, let mirrors = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self) {
-                    print(MirrorReportCommand.table(mirrors), terminator: "")
+                    print(MirrorReportCommand.table(mirrors, samples: 3), terminator: "")
                 }
                 if seconds % 5 == 0 { await printStat(options: options, atLeast: 0) }
                 nextReport = nextReport.addingTimeInterval(1)

@@ -55,7 +55,8 @@ struct MirrorReportCommand: AsyncParsableCommand {
         }
     }
 
-    static func table(_ report: ControlAPI.MirrorReport) -> String {
+    /// The counters as a table, then up to `samples` recent mismatches per mirror.
+    static func table(_ report: ControlAPI.MirrorReport, samples: Int = 10) -> String {
         guard !report.mirrors.isEmpty else { return "no mirror reports for \(report.service) yet\n" }
         var rows = [["MIRROR", "SAMPLED", "SENT", "DROPPED", "FAILED", "COMPARED", "MISMATCH", "STATUS", "HEADERS", "BODY", "P50 PRIMARY", "P50 SHADOW"]]
         for mirror in report.mirrors {
@@ -66,7 +67,7 @@ struct MirrorReportCommand: AsyncParsableCommand {
         var text = columns(rows)
         for mirror in report.mirrors where !mirror.samples.isEmpty {
             text += "\nrecent mismatches, \(report.service) → \(mirror.service):\n"
-            for sample in mirror.samples.prefix(10) {
+            for sample in mirror.samples.prefix(samples) {
                 text += "  \(sample.method) \(sample.path)  \(sample.primary_status)/\(sample.shadow_status)  \(sample.difference)\n"
             }
         }

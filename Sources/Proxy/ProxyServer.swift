@@ -472,6 +472,10 @@ public final class ProxyServer: @unchecked Sendable {
         }
     }
 
+    public func mirrorSnapshot() async throws -> MirrorSnapshot {
+        try await gatherMirrors(on: group.next()).get()
+    }
+
     /// Mirror counters of every loop, merged.
     func gatherMirrors(on eventLoop: EventLoop) -> EventLoopFuture<MirrorSnapshot> {
         let copies = loops.map { loop in loop.eventLoop.submit { loop.mirrorMetrics.snapshot() } }

@@ -25,6 +25,31 @@ public struct MetricsReportSection: ReportContributor {
     }
 }
 
+/// The mirror counters as a report section, like the metrics: deltas against what the
+/// control plane acknowledged.
+public struct MirrorReportSection: ReportContributor {
+    let gather: @Sendable () async throws -> MirrorSnapshot
+    private let tracker = DeltaTracker(zero: MirrorSnapshot())
+
+    public init(server: ProxyServer) {
+        gather = { try await server.mirrorSnapshot() }
+    }
+
+    public func contribute(to report: inout TelemetryReport) async throws {
+        let current = try await gather()
+        let base = await tracker.sending(current, sequence: report.sequence)
+        report.mirrors = current.subtracting(base)
+    }
+
+    public func acknowledged(_ sequence: UInt64) async -> Bool {
+        await tracker.acknowledged(sequence)
+    }
+
+    public func restart() async {
+        await tracker.restart()
+    }
+}
+
 /// Numbers the reports and keeps the last sequence the control plane acknowledged; the
 /// report loop (ControlLink) owns one.
 struct ReportSequence {

@@ -20,6 +20,8 @@ public struct TelemetryReport: Codable, Sendable {
     public var proxyErrors: [ProxyError] = []
     /// `PolicyDecisions.counts` deltas.
     public var policyDecisions: [UInt64] = []
+    /// Mirror counters (`MirrorStats.subtracting`), per root service and mirror.
+    public var mirrors: [MirrorStats] = []
 
     public init(instance: String, sequence: UInt64, base: UInt64) {
         self.instance = instance
@@ -80,6 +82,7 @@ public struct TelemetryReport: Codable, Sendable {
         tcp = try container.decodeIfPresent([TCP].self, forKey: .tcp) ?? []
         proxyErrors = try container.decodeIfPresent([ProxyError].self, forKey: .proxyErrors) ?? []
         policyDecisions = try container.decodeIfPresent([UInt64].self, forKey: .policyDecisions) ?? []
+        mirrors = try container.decodeIfPresent([MirrorStats].self, forKey: .mirrors) ?? []
     }
 
     /// Adds a delta of the proxy metrics (`MetricsSnapshot.subtracting`).
