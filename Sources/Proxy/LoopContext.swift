@@ -246,17 +246,8 @@ final class LoopContext: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(GoAwayWatcher())
                 }
             }
-        var connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
-        if tls != nil {
-            connected = connected.flatMap { channel in
-                guard let handshake = handshakes.future else { return channel.eventLoop.makeSucceededFuture(channel) }
-                return handshake.map { channel }.flatMapErrorThrowing { error in
-                    channel.close(promise: nil)
-                    throw error
-                }
-            }
-        }
-        return connected.assumeIsolated().map { channel in
+        let connected = state.socketAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: state.endpoint.host, port: state.endpoint.port)
+        return handshakes.verified(connected).assumeIsolated().map { channel in
             let holder = try! channel.pipeline.syncOperations.handler(type: MultiplexerHolder.self)
             let upstream = HTTP2Upstream(channel: channel, multiplexer: holder.multiplexer)
             channel.closeFuture.assumeIsolated().whenComplete { [weak state, weak upstream] _ in
@@ -576,4 +567,16 @@ final class GoAwayWatcher: ChannelInboundHandler {
 /// the same event loop, one after the other).
 final class HandshakeSlot: @unchecked Sendable {
     var future: EventLoopFuture<Void>?
+
+    /// `connected`, completed only once the handshake in this slot (if any) succeeded: a
+    /// failed one closes the connection and fails with its reason.
+    func verified(_ connected: EventLoopFuture<Channel>) -> EventLoopFuture<Channel> {
+        connected.flatMap { channel in
+            guard let handshake = self.future else { return channel.eventLoop.makeSucceededFuture(channel) }
+            return handshake.map { channel }.flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
 }

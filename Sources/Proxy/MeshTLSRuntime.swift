@@ -115,11 +115,14 @@ final class InboundTLSRouter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = Any
 
     private let tlsHandler: NIOSSLServerHandler
+    private let halfClose: HalfCloseAfterHandshake
     private let install: (String?, SPIFFEID?, ChannelHandlerContext) throws -> Void
     private var done = false
 
-    init(tlsHandler: NIOSSLServerHandler, install: @escaping (String?, SPIFFEID?, ChannelHandlerContext) throws -> Void) {
+    init(tlsHandler: NIOSSLServerHandler, halfClose: HalfCloseAfterHandshake,
+         install: @escaping (String?, SPIFFEID?, ChannelHandlerContext) throws -> Void) {
         self.tlsHandler = tlsHandler
+        self.halfClose = halfClose
         self.install = install
     }
 
@@ -132,6 +135,7 @@ final class InboundTLSRouter: ChannelInboundHandler, RemovableChannelHandler {
                 context.close(promise: nil)
                 return
             }
+            halfClose.handshakeCompleted()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -140,5 +144,60 @@ final class InboundTLSRouter: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A refused client (no certificate, foreign CA …): nothing to answer but a close.
         context.close(promise: nil)
+    }
+}
+
+/// Server side, in front of the TLS handler: holds the client's TCP half-close back until the
+/// handshake is done. A peer proxy relaying opaque TCP may send its last bytes, close_notify
+/// and FIN right after its Finished, while this side still verifies its certificate (off the
+/// loop); the TLS handler takes a FIN during the handshake as fatal and would drop those bytes
+/// unread. Held for at most `limit`: a handshake still unfinished then fails as it would have.
+final class HalfCloseAfterHandshake: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let limit: TimeAmount
+    private var context: ChannelHandlerContext?
+    private var handshakeDone = false
+    private var held = false
+    private var deadline: Scheduled<Void>?
+
+    init(limit: TimeAmount) {
+        self.limit = limit
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, !handshakeDone {
+            held = true
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { [weak self] in self?.release() }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Called when the handshake-completed event passes. The TLS handler decodes what came
+    /// after the client's Finished (its close_notify included) only once that event returns,
+    /// so a held FIN goes on in the next tick, after it.
+    func handshakeCompleted() {
+        handshakeDone = true
+        guard held, let context else { return }
+        context.eventLoop.assumeIsolated().execute { [weak self] in self?.release() }
+    }
+
+    private func release() {
+        deadline?.cancel()
+        deadline = nil
+        guard held, let context else { return }
+        held = false
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 }

@@ -376,34 +376,45 @@ public final class ProxyServer: @unchecked Sendable {
         direction: TrafficDirection, mesh: (MeshTLSClient, SPIFFEID?)?
     ) {
         let configuration = loop.configuration
-            ClientBootstrap(group: channel.eventLoop)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .connectTimeout(configuration.connectTimeout)
-                .channelInitializer { upstream in
-                    upstream.eventLoop.makeCompletedFuture {
-                        if let (client, expected) = mesh {
-                            _ = try loop.addMeshTLS(to: upstream, client: client, expecting: expected)
-                        }
-                        try upstream.pipeline.syncOperations.addHandler(RelayHandler())
+        let handshakes = HandshakeSlot()
+        let connected = ClientBootstrap(group: channel.eventLoop)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { upstream in
+                upstream.eventLoop.makeCompletedFuture {
+                    if let (client, expected) = mesh {
+                        handshakes.future = try loop.addMeshTLS(to: upstream, client: client, expecting: expected)
                     }
                 }
-                .connect(to: target)
-                .assumeIsolated()
-                .whenComplete { result in
-                    switch result {
-                    case .success(let upstream):
-                        let upstreamRelay = try! upstream.pipeline.syncOperations.handler(type: RelayHandler.self)
-                        if channel.isActive {
-                            RelayHandler.pair(relay, upstreamRelay)
-                        } else {
-                            upstream.close(promise: nil)
-                        }
-                    case .failure:
-                        loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.connectFailed.metricCause)
-                        channel.close(promise: nil)
-                    }
+            }
+            .connect(to: target)
+        // Over mTLS the relay starts once the peer is verified: bytes (and a half-close, which
+        // would otherwise end the TCP output before the handshake) wait for it. Its upstream
+        // half joins here, in the same turn as the connect or handshake completes, so it sees
+        // the first bytes the upstream sends.
+        handshakes.verified(connected).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let upstream):
+                guard channel.isActive else {
+                    upstream.close(promise: nil)
+                    return
                 }
+                let upstreamRelay = RelayHandler()
+                do {
+                    try upstream.pipeline.syncOperations.addHandler(upstreamRelay)
+                } catch {
+                    upstream.close(promise: nil)
+                    channel.close(promise: nil)
+                    return
+                }
+                RelayHandler.pair(relay, upstreamRelay)
+            case .failure(let error):
+                let cause = (error as? MeshUpstreamError).map { ProxyError.upstreamTLS($0.cause) } ?? .connectFailed
+                loop.metrics.proxyError(direction: direction.rawValue, cause: cause.metricCause)
+                channel.close(promise: nil)
+            }
+        }
     }
 
     /// Inbound mTLS from another proxy: terminate it, then serve what ALPN chose — `h2`
@@ -412,8 +423,10 @@ public final class ProxyServer: @unchecked Sendable {
     private static func installMeshServer(_ tls: MeshTLSRuntime, on channel: Channel, loop: LoopContext) throws {
         let configuration = loop.configuration
         let handler = tls.server.makeHandler()
+        let halfClose = HalfCloseAfterHandshake(limit: configuration.detectTimeout)
+        try channel.pipeline.syncOperations.addHandler(halfClose)
         try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.pipeline.syncOperations.addHandler(InboundTLSRouter(tlsHandler: handler) { negotiated, peer, context in
+        try channel.pipeline.syncOperations.addHandler(InboundTLSRouter(tlsHandler: handler, halfClose: halfClose) { negotiated, peer, context in
             let channel = context.channel
             let pipeline = channel.pipeline.syncOperations
             switch negotiated {
