@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Proxy
 import Identity
 
 /// `eino identity`: certificates for static mode, where proxies read their identity from
@@ -140,23 +141,6 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     var defaultValueDescription: String { text }
 
     static func parse(_ text: String) -> TimeInterval? {
-        var total: TimeInterval = 0
-        var rest = Substring(text)
-        if rest.isEmpty { return nil }
-        while !rest.isEmpty {
-            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
-            rest = rest.dropFirst(number.count)
-            let unit = rest.prefix { $0.isASCII && $0.isLetter }
-            rest = rest.dropFirst(unit.count)
-            switch unit {
-            case "ms": total += value / 1000
-            case "s": total += value
-            case "m": total += value * 60
-            case "h": total += value * 3600
-            default: return nil
-            }
-        }
-        return total
+        parseDuration(text).map { Double($0.nanoseconds) / 1e9 }
     }
 }

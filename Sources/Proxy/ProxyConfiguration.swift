@@ -69,16 +69,32 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// Parses `500ms`, `10s`, `1m`, `24h` (and `0` for off).
+/// Parses `500ms`, `10s`, `1m`, `24h`, `1h30m` (units `us`, `ms`, `s`, `m`, `h`), and `0` for
+/// off. The one duration syntax of every `eino` flag.
 public func parseDuration(_ text: String) -> TimeAmount? {
-    let units: [(String, Int64)] = [("ms", 1_000_000), ("us", 1_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
     if text == "0" { return .zero }
-    for (suffix, nanos) in units where text.hasSuffix(suffix) {
-        let number = text.dropLast(suffix.count)
-        if let value = Double(number), value >= 0 { return .nanoseconds(Int64(value * Double(nanos))) }
-        return nil
+    var rest = Substring(text)
+    if rest.isEmpty { return nil }
+    var nanoseconds: Double = 0
+    while !rest.isEmpty {
+        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !number.isEmpty, let value = Double(number) else { return nil }
+        rest = rest.dropFirst(number.count)
+        let unit = rest.prefix { $0.isASCII && $0.isLetter }
+        rest = rest.dropFirst(unit.count)
+        let scale: Double
+        switch unit {
+        case "us": scale = 1e3
+        case "ms": scale = 1e6
+        case "s": scale = 1e9
+        case "m": scale = 60e9
+        case "h": scale = 3600e9
+        default: return nil
+        }
+        nanoseconds += value * scale
     }
-    return nil
+    guard nanoseconds < Double(Int64.max) else { return nil }
+    return .nanoseconds(Int64(nanoseconds))
 }
 
 /// `--inbound-mode`: `strict` refuses plaintext inbound connections from anything but

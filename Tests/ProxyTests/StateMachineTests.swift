@@ -166,5 +166,10 @@ import Testing
         #expect(parseDuration("24h") == .hours(24))
         #expect(parseDuration("0") == .zero)
         #expect(parseDuration("ten") == nil)
+        #expect(parseDuration("1h30m") == .minutes(90))
+        #expect(parseDuration("250us") == .microseconds(250))
+        #expect(parseDuration("") == nil)
+        #expect(parseDuration("10") == nil)
+        #expect(parseDuration("5d") == nil)
     }
 }
