@@ -58,7 +58,7 @@ import Testing
 
     /// A proxy whose service `web` is split 100 % to web-v1 (the primary app) and mirrored to
     /// web-v2 (the shadow).
-    static func config(primary: String, shadow: String, percent: Double = 100, compare: String? = nil) -> String {
+    static func config(primary: String, shadow: String, percent: Double = 100, compare: String? = nil, matches: String? = nil) -> String {
         var mirror = """
         apiVersion: mirror.eino.dev/v1alpha1
         kind: TrafficMirror
@@ -69,8 +69,12 @@ import Testing
 
         """
         if let compare { mirror += "  compare: \(compare)\n" }
-        return ProxyProcessTests.config([("web-v1", [primary]), ("web-v2", [shadow])],
-            manifests: ProxyProcessTests.split([("web-v1", 100)]) + "---\n" + mirror)
+        var manifests = ProxyProcessTests.split([("web-v1", 100)]) + "---\n" + mirror
+        if let matches {
+            mirror += "  matches: [{kind: HTTPRouteGroup, name: reads}]\n"
+            manifests = ProxyProcessTests.split([("web-v1", 100)]) + "---\n" + mirror + "---\n" + matches
+        }
+        return ProxyProcessTests.config([("web-v1", [primary]), ("web-v2", [shadow])], manifests: manifests)
     }
 
     struct Report: Decodable {
@@ -227,6 +231,27 @@ import Testing
         #expect(sample.difference == "$.price: \(item) != \(item + 1)")
         #expect(try proxy.metric("eino_mirror_mismatches_total{service=\"web\",mirror=\"web-v2\",part=\"body\"}") == 20)
         #expect(try proxy.metric("eino_mirror_compared_total{service=\"web\",mirror=\"web-v2\",result=\"match\"}") == 180)
+    }
+
+    @Test func onlyRequestsMatchingTheRouteGroupAreCopied() throws {
+        let primary = try MirrorApp("primary")
+        let shadow = try MirrorApp("shadow")
+        let reads = """
+        apiVersion: specs.smi-spec.io/v1alpha4
+        kind: HTTPRouteGroup
+        metadata: {name: reads}
+        spec:
+          matches:
+          - {name: items, pathRegex: "/item/.*", methods: [GET]}
+        """
+        let proxy = try RunningProxy(config: Self.config(primary: primary.address, shadow: shadow.address, matches: reads))
+        #expect(try Self.drive([proxy.outbound], count: 20).status == ["200": 20])
+        #expect(try Self.drive([proxy.outbound], count: 20, post: true).status == ["200": 20])
+        _ = try curl(["-s", "-H", "Host: web", "http://\(proxy.outbound)/other"])
+        #expect(try eventually { try shadow.log().count == 20 })
+        #expect(try shadow.log().allSatisfy { $0.method == "GET" && $0.path.hasPrefix("/item/") })
+        #expect(try primary.log().count == 41)
+        #expect(try Self.stats(proxy)?.sampled == 20)
     }
 
     @Test func aBodyOverTheCapIsNotCopied() throws {
