@@ -16,7 +16,9 @@ each run and their median reported.
 
 Environment: BENCH_DURATION (s per measurement, default 30), BENCH_RUNS (3),
 BENCH_WARMUP (s, 2), BENCH_CONNECTIONS (wrk, 32), BENCH_LOADGEN_CONNECTIONS (16),
-EINO_MTLS (0/1, see bench/run.sh).
+EINO_MTLS (1: mTLS + HTTP/2 between the eino proxies, as Envoy's; 0: plaintext HTTP/1.1),
+BENCH_OUT (where BENCHMARKS.md and results/ go; default the repository: BENCHMARKS.md and
+bench/results/).
 """
 
 import datetime
@@ -46,7 +48,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "2"))
 WRK_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 LOADGEN_CONNECTIONS = int(os.environ.get("BENCH_LOADGEN_CONNECTIONS", "16"))
-EINO_MTLS = os.environ.get("EINO_MTLS", "0") == "1"
+EINO_MTLS = os.environ.get("EINO_MTLS", "1") == "1"
+OUT = os.environ.get("BENCH_OUT")
 FIXED_RATES = [1000, 5000]
 PROXY_CPU = "1"
 LOAD_CPU = "0"
@@ -418,18 +421,26 @@ class Run:
             self.check_eino_tls()
 
     def check_eino_tls(self):
-        """With EINO_MTLS=1 the server proxy's inbound must actually speak mTLS."""
+        """With EINO_MTLS=1 the server proxy's inbound must actually speak mTLS 1.3 with ALPN h2,
+        and the request already sent through both proxies must have crossed that hop over it."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.load_verify_locations(self.certs["ca"])
         context.load_cert_chain(*self.certs["client"])
+        context.set_alpn_protocols(["h2"])
         try:
             with socket.create_connection(("127.0.0.1", self.ports["eino_server_in"]), timeout=2) as raw:
                 with context.wrap_socket(raw) as tls:
-                    if tls.version() != "TLSv1.3":
-                        raise RuntimeError(f"eino inbound negotiated {tls.version()}, not TLS 1.3")
+                    version, alpn = tls.version(), tls.selected_alpn_protocol()
         except (ssl.SSLError, OSError) as error:
             raise RuntimeError(f"EINO_MTLS=1 but the eino server proxy's inbound does not speak mTLS: {error}")
+        if version != "TLSv1.3" or alpn != "h2":
+            raise RuntimeError(f"eino inbound negotiated {version} with ALPN {alpn}, not TLS 1.3 with h2")
+        _, metrics = http_get(f"http://127.0.0.1:{self.ports['eino_server_admin']}/metrics")
+        over_tls = re.search(rb'^eino_requests_total\{[^}]*direction="inbound"[^}]*tls="true"[^}]*\} ([0-9.e+]+)$',
+                             metrics, re.MULTILINE)
+        if not over_tls or float(over_tls.group(1)) < 1:
+            raise RuntimeError("the eino server proxy counted no inbound request over mTLS after the first request")
 
     def cpu(self, scenario):
         return {name: cpu_seconds(self.pids[name]) for name in self.proxies(scenario)}
@@ -646,6 +657,9 @@ def write_markdown(path, meta, runs, summary, plotted):
     add(meta["command"])
     add("```")
     add("")
+    add("`make bench-smoke` runs one 2 s iteration of every scenario into a scratch directory: the check that these "
+        "scripts still work, not a measurement.")
+    add("")
     add(f"- **Date:** {meta['date']}; {meta['runs']} run{'s' if meta['runs'] != 1 else ''}, {meta['duration_s']:g} s per measurement "
         f"(after {meta['warmup_s']:g} s warm-up); medians of the runs, ratios eino/envoy taken within each run.")
     add(f"- **Machine:** {meta['machine']}.")
@@ -662,31 +676,26 @@ def write_markdown(path, meta, runs, summary, plotted):
         "HTTP/1.1 listener, one route with a 100/0 weighted split (`web-v1`/`web-v2`), HTTP/2 over mTLS (TLS 1.3, "
         "ALPN h2, SPIFFE URI SAN checked) to the server side, which routes to nginx over HTTP/1.1; "
         "`generate_request_id: false`; stats on (the default) and the admin listener up. Certificates from `eino identity`.")
-    mtls = "mTLS (TLS 1.3) between the proxies" if meta["eino_mtls"] else "**plaintext HTTP/1.1 between the proxies**"
+    mtls = ("HTTP/2 over mTLS (TLS 1.3, ALPN h2, SPIFFE ID of the endpoint checked) between the proxies"
+            if meta["eino_mtls"] else "**plaintext HTTP/1.1 between the proxies**")
     add(f"- **Eino:** `eino proxy --config` (static mode), `--threads 1`; client side: outbound listener, "
         f"TrafficSplit `web` → `web-v1` 100 / `web-v2` 0, {mtls} to the server side's inbound listener, which forwards "
-        "to nginx. Metrics on (always).")
+        "to nginx over HTTP/1.1. Metrics on (always), tracing and access log off (their defaults). Same certificates "
+        "as Envoy's. Release build linked as the Dockerfile ships it (`--static-swift-stdlib`).")
     add(f"- **Load:** `wrk -t1 -c{WRK_CONNECTIONS}` (HTTP/1.1 keep-alive, closed loop) for maximum throughput; "
         f"`eino-loadgen` (bench's own open-loop generator: requests due at evenly spaced instants over "
         f"{LOADGEN_CONNECTIONS} keep-alive connections, each timed from the instant it was due, HdrHistogram) for "
         "latency at fixed rates; a rate achieved more than 2 % under target fails the measurement.")
     add("")
-    if not meta["eino_mtls"]:
-        add("> **What the eino scenario lacks today.** `eino proxy` does not speak mTLS between proxies yet, so the eino "
-            "scenario runs **plaintext HTTP/1.1** proxy to proxy while Envoy pays for TLS 1.3 (handshakes with "
-            "X25519MLKEM768, encryption of every byte, certificate checks) and HTTP/2 framing. Eino's figures are "
-            "therefore flattered and the ratios below are **not** yet the comparison issue 8 asks for. Once mTLS lands "
-            "in `eino proxy`, set `EINO_MTLS=1` (one switch, top of `bench/run.sh`): the configs get their `tls:` "
-            "blocks and endpoint identities, and the run refuses to go on unless the server proxy's inbound really "
-            "answers with TLS 1.3.")
-        add("")
+    if meta["eino_mtls"]:
+        add("> mTLS between the eino proxies is on, checked at start: the server proxy's inbound answered a TLS 1.3 "
+            "handshake with a client certificate and chose ALPN `h2`, and after the first request its metrics counted "
+            "an inbound exchange with `tls=\"true\"`. HTTP/1.1 requests from the load generator travel between the "
+            "proxies as HTTP/2 streams on one mTLS connection per event loop, as Envoy's do.")
     else:
-        add("> mTLS between the eino proxies is on (`EINO_MTLS=1`), checked at start: the server proxy's inbound "
-            "answered a TLS 1.3 handshake with client certificate.")
-        add("")
-    add("> Eino speaks to its peer in the protocol its client used (HTTP/1.1 here; HTTP/2 between HTTP/1 clients "
-        "and upstreams is not built yet), so the hop between the eino proxies is HTTP/1.1 over pooled keep-alive "
-        "connections while Envoy multiplexes HTTP/2 streams over one connection.")
+        add("> **`EINO_MTLS=0`: plaintext HTTP/1.1 between the eino proxies** (pooled keep-alive connections) while "
+            "Envoy pays for TLS 1.3 and HTTP/2: eino's figures are flattered and the ratios are not the comparison "
+            "issue 8 asks for. `make bench` runs with mTLS.")
     add("")
     if meta["failures"]:
         add("> **Failed measurements in this run:**")
@@ -735,7 +744,7 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     add("## Issue 8's targets")
     add("")
-    caveat = "" if meta["eino_mtls"] else " Not yet meaningful: the eino scenario runs without mTLS (see above)."
+    caveat = "" if meta["eino_mtls"] else " Not meaningful: the eino scenario ran without mTLS (see above)."
     add(f"Where a target is missed, by how much.{caveat}")
     add("")
     add("| target | measured | met |")
@@ -754,7 +763,9 @@ def write_markdown(path, meta, runs, summary, plotted):
     if plotted:
         add("## Latency percentiles")
         add("")
-        add("![latency percentiles per scenario](bench/results/latency.png)")
+        image = os.path.relpath(os.path.join(os.path.dirname(path), "results" if OUT else "bench/results", "latency.png"),
+                                os.path.dirname(path))
+        add(f"![latency percentiles per scenario]({image})")
         add("")
     add("## Runs")
     add("")
@@ -777,15 +788,22 @@ def write_markdown(path, meta, runs, summary, plotted):
         f.write("\n".join(lines))
 
 
+def output_paths():
+    """(BENCHMARKS.md, results directory): the repository's, or BENCH_OUT's for a smoke run."""
+    if OUT:
+        return os.path.join(OUT, "BENCHMARKS.md"), os.path.join(OUT, "results")
+    return os.path.join(REPO, "BENCHMARKS.md"), os.path.join(BENCH, "results")
+
+
 def report_only():
-    """`bench.py --report`: rewrite BENCHMARKS.md and the plot from bench/results/latest.json."""
-    results = os.path.join(BENCH, "results")
+    """`bench.py --report`: rewrite BENCHMARKS.md and the plot from results/latest.json."""
+    markdown, results = output_paths()
     with open(os.path.join(results, "latest.json")) as f:
         saved = json.load(f)
     summary = summarize(saved["runs"])
     plotted = plot(saved["runs"], summary, os.path.join(results, "latency.png"))
-    write_markdown(os.path.join(REPO, "BENCHMARKS.md"), saved["meta"], saved["runs"], summary, plotted)
-    log("rewrote BENCHMARKS.md from bench/results/latest.json")
+    write_markdown(markdown, saved["meta"], saved["runs"], summary, plotted)
+    log(f"rewrote {markdown} from {results}/latest.json")
 
 
 def main():
@@ -809,7 +827,7 @@ def main():
     }
     log(f"{meta['machine']}; load average {meta['load_average_start']}; {RUNS} runs of {DURATION:g} s measurements")
     if not EINO_MTLS:
-        log("EINO_MTLS=0: the eino scenario runs plaintext between its proxies (mTLS is not in eino proxy yet)")
+        log("EINO_MTLS=0: the eino scenario runs plaintext HTTP/1.1 between its proxies (not Envoy's equivalent)")
     workdir = tempfile.mkdtemp(prefix="eino-bench-")
     runs = []
     try:
@@ -829,7 +847,7 @@ def main():
     meta["failures"] = [f for r in runs for f in r["failures"]]
     summary = summarize(runs)
 
-    results = os.path.join(BENCH, "results")
+    markdown, results = output_paths()
     os.makedirs(results, exist_ok=True)
     S = summary["scenarios"]
     shaped = {
@@ -850,8 +868,8 @@ def main():
             json.dump(shaped, f, indent=1, sort_keys=False)
             f.write("\n")
     plotted = plot(runs, summary, os.path.join(results, "latency.png"))
-    write_markdown(os.path.join(REPO, "BENCHMARKS.md"), meta, runs, summary, plotted)
-    log(f"wrote BENCHMARKS.md, bench/results/{stamp}.json, bench/results/latest.json")
+    write_markdown(markdown, meta, runs, summary, plotted)
+    log(f"wrote {markdown}, {results}/{stamp}.json, {results}/latest.json")
     R = summary["ratios"]
     log("eino/envoy: " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in R.items() if k in shaped["ratios"]))
     if meta["failures"]:
