@@ -47,3 +47,10 @@ bench: deps
 
 bench-smoke: deps
 	BENCH_SMOKE=1 bash bench/run.sh
+
+# Micro-benchmarks of the per-request pieces (split, route match, header rewrite, snapshot
+# lookup, endpoint pick, metrics): ns and allocations per call (valgrind), written to
+# bench/results/microbench.md, which BENCHMARKS.md carries. Release build; not a test.
+.PHONY: microbench
+microbench: deps
+	python3 bench/microbench.py

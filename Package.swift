@@ -79,8 +79,11 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
-        // The per-request cost of recording metrics (docs/telemetry.md); not part of `eino`.
-        .executableTarget(name: "eino-microbench", dependencies: ["Telemetry"]),
+        // Micro-benchmarks of the per-request pieces (bench/microbench.sh); not part of `eino`.
+        .executableTarget(name: "eino-microbench", dependencies: [
+            "MeshConfig", "Proxy", "Telemetry",
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // Shared by test targets: runs the built `eino` and real peers.
         .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),

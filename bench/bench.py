@@ -777,13 +777,15 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     add("Raw figures of every run: `bench/results/latest.json` (`runs`).")
     add("")
-    # The control plane's own benchmark (bench/propagation.py) writes its section separately;
-    # it is carried into this report as it was last measured.
-    propagation = os.path.join(REPO, "bench", "results", "propagation.md")
-    if os.path.exists(propagation):
-        with open(propagation) as f:
-            add(f.read().rstrip("\n").replace("## Config propagation", "## Control plane: config propagation", 1))
-        add("")
+    # The micro-benchmarks (bench/microbench.py) and the control plane's own benchmark
+    # (bench/propagation.py) write their sections separately; they are carried into this
+    # report as they were last measured.
+    for section in ["microbench.md", "propagation.md"]:
+        saved = os.path.join(REPO, "bench", "results", section)
+        if os.path.exists(saved):
+            with open(saved) as f:
+                add(f.read().rstrip("\n").replace("## Config propagation", "## Control plane: config propagation", 1))
+            add("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
 

@@ -249,7 +249,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             upstreamStream = isHTTP2 && !fromMesh
         }
         let upgrade = (isHTTP2 || upstreamStream) ? nil : Self.requestedUpgrade(head.headers)
-        Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2 && !upstreamStream)
+        HopByHop.remove(from: &head.headers, keepChunked: !isHTTP2 && !upstreamStream)
         if let upgrade {
             upgradeRequested = true
             head.headers.replaceOrAdd(name: "upgrade", value: upgrade)
@@ -358,7 +358,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 switching = true
                 var switched = head
                 let upgrade = head.headers.first(name: "upgrade")
-                Self.removeHopByHop(&switched.headers, keepChunked: false)
+                HopByHop.remove(from: &switched.headers, keepChunked: false)
                 if let upgrade { switched.headers.replaceOrAdd(name: "upgrade", value: upgrade) }
                 switched.headers.replaceOrAdd(name: "connection", value: "upgrade")
                 switched.version = responseVersion
@@ -380,7 +380,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             // server counts against its reset-flood limit.
             if !head.isKeepAlive && upstream?.isStream != true { spent = true }
             comparison?.primaryHead(head)
-            Self.removeHopByHop(&head.headers, keepChunked: !isHTTP2)
+            HopByHop.remove(from: &head.headers, keepChunked: !isHTTP2)
             head.version = responseVersion
             if !isHTTP2 && !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -670,22 +670,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     // MARK: headers
-
-    static let hopByHop: [String] = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"]
-
-    /// Removes hop-by-hop fields (RFC 9110 §7.6.1), including any the Connection field names.
-    /// `transfer-encoding: chunked` framing is re-made by the encoder on the other side.
-    static func removeHopByHop(_ headers: inout HTTPHeaders, keepChunked: Bool) {
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.lowercased()
-            if name != "close" && name != "keep-alive" { headers.remove(name: String(name)) }
-        }
-        let teTrailers = headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
-        let chunked = headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-        for name in hopByHop where headers.contains(name: name) { headers.remove(name: name) }
-        if teTrailers { headers.add(name: "te", value: "trailers") }
-        if keepChunked && chunked && !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
-    }
 
     /// How an unknown service is named in `eino-error`: as resolved (`web`, or
     /// `web.other` for another namespace), else the host as written.

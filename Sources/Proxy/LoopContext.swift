@@ -31,8 +31,7 @@ final class LoopContext: @unchecked Sendable {
     /// Endpoint state by address, kept across snapshots so pools and latency survive reloads.
     private var endpoints: [String: EndpointState] = [:]
     private var runtimes: [ServiceKey: ServiceRuntime] = [:]
-    /// Raw authority → service, for this snapshot. Bounded.
-    private var authorities: [String: MeshService?] = [:]
+    private var authorities = AuthorityCache()
     let app: EndpointState
     /// Set when shutting down: pooled connections are not kept.
     var draining = false
@@ -73,7 +72,7 @@ final class LoopContext: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         self.snapshot = snapshot
         runtimes.removeAll(keepingCapacity: true)
-        authorities.removeAll(keepingCapacity: true)
+        authorities.removeAll()
         mirrorCounters.removeAll(keepingCapacity: true)
         // Forget endpoints that left, closing their idle connections.
         var live = Set<String>()
@@ -108,11 +107,7 @@ final class LoopContext: @unchecked Sendable {
     }
 
     func service(forAuthority authority: String) -> MeshService? {
-        if let cached = authorities[authority] { return cached }
-        let found = snapshot?.service(forAuthority: authority)
-        if authorities.count > 4096 { authorities.removeAll(keepingCapacity: true) }
-        authorities[authority] = found
-        return found
+        authorities.service(forAuthority: authority, in: snapshot)
     }
 
     func runtime(for key: ServiceKey) -> ServiceRuntime? {
