@@ -282,7 +282,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             chosen.append((target, counters[index]))
         }
         guard !chosen.isEmpty else { return }
-        let copy = MirrorCopy(mirror: mirror, targets: chosen, head: head, primaryStart: start)
+        let copy = MirrorCopy(mirror: mirror, targets: chosen, head: head)
         if unsupported {
             copy.drop(reason: "unsupported")
         } else if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > mirror.maxBodyBytes {

@@ -9,16 +9,16 @@ import Telemetry
 final class MirrorCopy {
     private let mirror: CompiledMirror
     private let targets: [(target: MirrorTarget, counters: MirrorCounters)]
-    private var head: HTTPRequestHead
+    private let head: HTTPRequestHead
     private var body: [ByteBuffer] = []
     private var bodyBytes = 0
     let comparison: ComparisonSession?
 
-    init(mirror: CompiledMirror, targets: [(target: MirrorTarget, counters: MirrorCounters)], head: HTTPRequestHead, primaryStart: NIODeadline) {
+    init(mirror: CompiledMirror, targets: [(target: MirrorTarget, counters: MirrorCounters)], head: HTTPRequestHead) {
         self.mirror = mirror
         self.targets = targets
         self.head = head
-        comparison = mirror.compare.map { ComparisonSession(rules: $0, method: head.method.rawValue, path: String(requestPath(of: head.uri)), start: primaryStart) }
+        comparison = mirror.compare.map { ComparisonSession(rules: $0, method: head.method.rawValue, path: String(requestPath(of: head.uri))) }
     }
 
     /// Adds a piece of the body; false when the body outgrew the cap (the copy is dropped).
@@ -85,18 +85,16 @@ final class ComparisonSession {
     let rules: MirrorComparison
     let method: String
     let path: String
-    let start: NIODeadline
     private var primary: CapturedResponse?
     private var primaryFinished = false
     private var abandoned = false
     /// Shadows that finished before the primary did.
     private var waiting: [(CapturedResponse, MirrorCounters)] = []
 
-    init(rules: MirrorComparison, method: String, path: String, start: NIODeadline) {
+    init(rules: MirrorComparison, method: String, path: String) {
         self.rules = rules
         self.method = method
         self.path = path
-        self.start = start
     }
 
     /// The primary answered no response of its own (the proxy answered, or the connection
