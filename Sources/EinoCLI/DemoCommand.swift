@@ -79,7 +79,7 @@ struct DemoCommand: AsyncParsableCommand {
             as: ControlAPI.ChangeResponse.self)
         say("applied TrafficMirror default/web-shadow: a copy of every request to web goes to web-v3, answers compared")
         try await waitForSplit(outbound: outbound)
-        say("sending \(rate) requests/s to http://web/ through the client sidecar (\(outbound))")
+        say("sending \(rate) requests/s to http://web/items/0…99 through the client sidecar (\(outbound))")
 
         try await drive(outbound: outbound, options: options, stop: stop)
     }
