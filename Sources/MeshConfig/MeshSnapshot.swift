@@ -9,6 +9,10 @@ public final class MeshSnapshot: Sendable {
     public let services: [ServiceKey: MeshService]
     /// Services by virtual IP, for transparently redirected connections.
     public let servicesByClusterIP: [String: MeshService]
+    /// Services by the IP address of one of their endpoints (a pod's IP), for redirected
+    /// connections that name a pod rather than a virtual IP. An address shared by endpoints
+    /// of two services says nothing about which one is meant, so it is left out.
+    public let servicesByEndpointIP: [String: MeshService]
     /// Every input resource, kept for `/config` and for later features (mirrors).
     public let resources: [Resource]
     /// Who may reach this proxy's identity; nil when no TrafficTarget names it (anyone may).
@@ -25,11 +29,28 @@ public final class MeshSnapshot: Sendable {
             if let ip = service.clusterIP { byIP[ip] = service }
         }
         servicesByClusterIP = byIP
+        var byEndpoint: [String: MeshService] = [:]
+        var shared = Set<String>()
+        for service in services.values {
+            for endpoint in service.endpoints {
+                let ip = endpoint.host.lowercased()
+                if let other = byEndpoint[ip], other.key != service.key { shared.insert(ip) }
+                byEndpoint[ip] = service
+            }
+        }
+        for ip in shared { byEndpoint[ip] = nil }
+        servicesByEndpointIP = byEndpoint
     }
 
     /// The service whose virtual IP a redirected connection was going to.
     public func service(forClusterIP ip: String) -> MeshService? {
         servicesByClusterIP[ip]
+    }
+
+    /// The service a redirected connection to `ip` is for: the one with that virtual IP,
+    /// else the one with an endpoint at that address; nil outside the mesh.
+    public func service(forDestination ip: String) -> MeshService? {
+        servicesByClusterIP[ip] ?? servicesByEndpointIP[ip.lowercased()]
     }
 
     /// Resolves a request authority (`Host` or `:authority`) to a service, using this

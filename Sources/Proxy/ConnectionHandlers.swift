@@ -247,14 +247,30 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func partnerInputClosed() {
         // The other side finished sending: finish sending on this one.
-        guard let context else { return }
-        outputClosed = true
-        context.close(mode: .output, promise: nil)
-        if inputClosed { context.close(promise: nil) }
+        afterPendingWrites { context in
+            self.outputClosed = true
+            context.close(mode: .output, promise: nil)
+            if self.inputClosed { context.close(promise: nil) }
+        }
     }
 
     private func partnerClosed() {
-        context?.close(promise: nil)
+        afterPendingWrites { $0.close(promise: nil) }
+    }
+
+    /// Runs `body` once what was written to this side so far has gone out. A close must wait
+    /// for it: a full close drops the writes still pending, and so does an output close on a
+    /// channel whose input is closed too (a socket's EOF, a TLS peer's close_notify), which
+    /// becomes a full one. A TLS peer that sends close_notify after its last bytes is closed
+    /// by NIOSSL at once, so the other side's relay sees it go while it still has them to send.
+    private func afterPendingWrites(_ body: @escaping (ChannelHandlerContext) -> Void) {
+        guard let context else { return }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            guard let context = self.context else { return }
+            body(context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -308,6 +324,48 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Inbound opaque TCP from a peer proxy (ALPN `eino-tcp-port`): reads the two-byte port
+/// header, hands the port over once, then passes whatever followed it on and leaves.
+/// The handler `onPort` adds after it (a relay) gets the rest of the stream.
+final class DestinationPortReader: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var pending: ByteBuffer?
+    private let onPort: (Int, ChannelHandlerContext) throws -> Void
+
+    init(onPort: @escaping (Int, ChannelHandlerContext) throws -> Void) {
+        self.onPort = onPort
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if var earlier = pending {
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        guard let port = buffer.readInteger(as: UInt16.self) else {
+            pending = buffer
+            return
+        }
+        pending = nil
+        do {
+            try onPort(Int(port), context)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The peer finished before saying where to: nothing to relay.
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -53,7 +53,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var switching = false
 
     /// Where a transparently redirected connection was going, if it was.
-    private let originalIP: String?
+    private let original: SocketAddress?
+    /// The app's port a redirected connection was going to, written once for `eino-dst-port`.
+    private let originalPort: String?
+    /// Carries the app's port from the outbound proxy to the inbound one (docs/proxy.md).
+    static let destinationPortHeader = "eino-dst-port"
     /// Inbound over mTLS from a peer proxy: the verified client identity (for
     /// `eino-client-id`), and the app is spoken to in HTTP/1.1 whatever the peer used.
     private let meshClient: String?
@@ -75,11 +79,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Trace context and access log for the current exchange.
     private var telemetry = ExchangeTelemetry()
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, originalIP: String? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, original: SocketAddress? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
         self.loop = loop
         self.direction = direction
         self.isHTTP2 = isHTTP2
-        self.originalIP = originalIP
+        self.original = original
+        originalPort = ProxyServer.appPort(of: original, loop: loop).map(String.init)
         self.fromMesh = fromMesh
         self.meshClient = meshClient?.description
         self.meshSource = meshClient.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }
@@ -200,7 +205,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var mirrorRoot: MeshService?
         switch direction {
         case .inbound:
-            target = loop.app
+            // The app's port the caller meant: from the peer proxy over mTLS, else the one
+            // a redirected connection was going to, else `--app`'s.
+            let port = fromMesh ? head.headers.first(name: Self.destinationPortHeader).flatMap { Int($0) } : original?.port
+            head.headers.remove(name: Self.destinationPortHeader)
+            guard let app = port.map({ loop.app(port: $0) }) ?? loop.app else {
+                answer(.forbidden)
+                return
+            }
+            target = app
             head.headers.remove(name: "eino-client-id")
             if let meshClient { head.headers.add(name: "eino-client-id", value: meshClient) }
             if routeMetrics == nil {
@@ -217,11 +230,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         case .outbound:
             let authority = head.headers.first(name: "host") ?? ""
             // The authority names the service; for a redirected connection whose authority
-            // names none (an IP address, say), the virtual IP it was going to does.
-            guard let service = loop.service(forAuthority: authority) ?? originalIP.flatMap({ loop.snapshot?.service(forClusterIP: $0) }) else {
+            // names none (an IP address, say), the address it was going to does. Anything
+            // else it was going to is outside the mesh: passed through as it is.
+            guard let service = loop.service(forAuthority: authority) ?? original?.ipAddress.flatMap({ loop.snapshot?.service(forDestination: $0) }) else {
                 routeMetrics = nil
-                answer(.unknownService(unknownName(authority)))
-                return
+                guard let original, let passthrough = loop.passthroughEndpoint(original) else {
+                    answer(.unknownService(unknownName(authority)))
+                    return
+                }
+                loop.metrics.unmeshed.httpRequests &+= 1
+                target = passthrough
+                break
             }
             let choice = service.route(
                 method: head.method.rawValue, path: requestPath(of: head.uri),
@@ -244,6 +263,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         if direction == .outbound, target.expectedIdentity != nil, let tls = loop.tls {
             meshUpstream = tls.httpClient
             upstreamStream = true
+            if let originalPort { head.headers.replaceOrAdd(name: Self.destinationPortHeader, value: originalPort) }
         } else {
             meshUpstream = nil
             upstreamStream = isHTTP2 && !fromMesh

@@ -33,6 +33,11 @@ final class LoopContext: @unchecked Sendable {
     private var runtimes: [ServiceKey: ServiceRuntime] = [:]
     private var authorities = AuthorityCache()
     let app: EndpointState
+    /// The app on other ports it was called on (transparent inbound), by port.
+    private var appPorts: [Int: EndpointState] = [:]
+    /// The proxy's own listening ports: traffic for the app is never sent to them (a peer
+    /// must not reach the admin listener's `POST /shutdown` through the inbound proxy).
+    var ownPorts: Set<Int>
     /// Set when shutting down: pooled connections are not kept.
     var draining = false
     /// Downstream connections open on this loop, so a drain that runs out of time can
@@ -60,6 +65,7 @@ final class LoopContext: @unchecked Sendable {
         self.configuration = configuration
         telemetry = LoopTelemetry(configuration: configuration)
         app = EndpointState(endpoint: Endpoint(host: configuration.app.host, port: configuration.app.port))
+        ownPorts = Set([configuration.outbound.port, configuration.inbound.port, configuration.admin.port].filter { $0 != 0 })
         mirrorInflightLimit = configuration.mirrorMaxInflight == 0 ? 0 : max(1, configuration.mirrorMaxInflight / max(1, configuration.threads))
         let idle = configuration.upstreamIdleTimeout
         let interval = TimeAmount.nanoseconds(max(idle.nanoseconds / 4, 50_000_000))
@@ -140,14 +146,47 @@ final class LoopContext: @unchecked Sendable {
         return candidates[index]
     }
 
+    /// The app on `port` of its host (the port a redirected connection was going to, or the
+    /// one a peer proxy says it was); nil for the proxy's own ports.
+    func app(port: Int) -> EndpointState? {
+        if port == app.endpoint.port { return app }
+        guard !ownPorts.contains(port), (1...65535).contains(port) else { return nil }
+        if let state = appPorts[port] { return state }
+        let state = EndpointState(endpoint: Endpoint(host: app.endpoint.host, port: port))
+        appPorts[port] = state
+        return state
+    }
+
+    /// Destinations outside the mesh that redirected HTTP passes through to, each with its
+    /// own pool; when there are too many they are all forgotten (their idle connections
+    /// closed) and made again as needed.
+    private var passthroughEndpoints: [SocketAddress: EndpointState] = [:]
+
+    /// The endpoint for a redirected request whose destination is outside the mesh.
+    func passthroughEndpoint(_ address: SocketAddress) -> EndpointState? {
+        if let state = passthroughEndpoints[address] { return state }
+        guard let ip = address.ipAddress, let port = address.port else { return nil }
+        if passthroughEndpoints.count >= 1024 {
+            for state in passthroughEndpoints.values { state.closeIdle() }
+            passthroughEndpoints.removeAll(keepingCapacity: true)
+        }
+        let state = EndpointState(endpoint: Endpoint(host: ip, port: port))
+        passthroughEndpoints[address] = state
+        return state
+    }
+
     func closeIdle(olderThan age: TimeAmount) {
         let now = NIODeadline.now()
         for state in endpoints.values { state.closeIdle(olderThan: age, now: now) }
+        for state in passthroughEndpoints.values { state.closeIdle(olderThan: age, now: now) }
+        for state in appPorts.values { state.closeIdle(olderThan: age, now: now) }
         app.closeIdle(olderThan: age, now: now)
     }
 
     func closeAllIdle() {
         for state in endpoints.values { state.closeIdle() }
+        for state in passthroughEndpoints.values { state.closeIdle() }
+        for state in appPorts.values { state.closeIdle() }
         app.closeIdle()
     }
 

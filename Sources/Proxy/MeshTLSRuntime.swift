@@ -8,11 +8,14 @@ import NIOTLS
 enum MeshALPN {
     /// HTTP (any version from the app) carried as HTTP/2 streams.
     static let http2 = "h2"
-    /// Opaque TCP bytes.
+    /// Opaque TCP bytes, for the app's port (`--app`).
     static let tcp = "eino-tcp"
+    /// Opaque TCP bytes after a two-byte header (big-endian): the port the app was called
+    /// on, which the inbound proxy connects to on the app's host.
+    static let tcpToPort = "eino-tcp-port"
 }
 
-/// The TLS side of one identity: a server value and two client values (one per ALPN, since
+/// The TLS side of one identity: a server value and three client values (one per ALPN, since
 /// the client offers exactly the protocol it means to speak). Built once per identity
 /// material and shared by every connection; a rotation builds a new one, and connections
 /// opened with the old one carry on with it.
@@ -22,17 +25,20 @@ final class MeshTLSRuntime: Sendable {
     let server: MeshTLSServer
     let httpClient: MeshTLSClient
     let tcpClient: MeshTLSClient
+    let tcpToPortClient: MeshTLSClient
 
     init(material: IdentityMaterial) throws {
         self.material = material
         identity = material.credentials.identity
         server = try MeshTLSServer(
             credentials: material.credentials, trustBundle: material.trustBundle,
-            applicationProtocols: [MeshALPN.http2, MeshALPN.tcp])
+            applicationProtocols: [MeshALPN.http2, MeshALPN.tcp, MeshALPN.tcpToPort])
         httpClient = try MeshTLSClient(
             credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: [MeshALPN.http2])
         tcpClient = try MeshTLSClient(
             credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: [MeshALPN.tcp])
+        tcpToPortClient = try MeshTLSClient(
+            credentials: material.credentials, trustBundle: material.trustBundle, applicationProtocols: [MeshALPN.tcpToPort])
     }
 }
 

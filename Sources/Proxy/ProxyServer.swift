@@ -87,6 +87,8 @@ public final class ProxyServer: @unchecked Sendable {
             $0.inbound = inbound
             $0.listening = true
         }
+        let ownPorts = Set([admin, outbound, inbound].compactMap { $0.localAddress?.port })
+        for loop in loops { loop.eventLoop.execute { loop.ownPorts.formUnion(ownPorts) } }
         startWatching()
         let shipping = TelemetryShipping(
             configuration: configuration, loops: loops, identity: { [weak self] in self?.currentSnapshot?.identity },
@@ -319,10 +321,10 @@ public final class ProxyServer: @unchecked Sendable {
             try pipeline.configureHTTPServerPipeline(
                 position: .last, withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, originalIP: original?.ipAddress))
+            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, original: original))
         case .http2:
             try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
-                HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, originalIP: original?.ipAddress)
+                HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, original: original)
             }
         case .tls, .opaque:
             let relay = RelayHandler()
@@ -336,11 +338,14 @@ public final class ProxyServer: @unchecked Sendable {
                     channel.close(promise: nil)
                     return
                 }
-                if let address = loop.app.socketAddress {
-                    target = address
-                } else {
-                    target = try SocketAddress.makeAddressResolvingHost(loop.app.endpoint.host, port: loop.app.endpoint.port)
+                // A redirected connection goes to the app on the port it was going to.
+                let app = if let port = original?.port { loop.app(port: port) } else { loop.app }
+                guard let app else {
+                    loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.forbidden.metricCause)
+                    channel.close(promise: nil)
+                    return
                 }
+                target = try app.socketAddress ?? SocketAddress.makeAddressResolvingHost(app.endpoint.host, port: app.endpoint.port)
             case .outbound:
                 // Only a transparently redirected connection says where it was going.
                 guard let original else {
@@ -348,9 +353,9 @@ public final class ProxyServer: @unchecked Sendable {
                     channel.close(promise: nil)
                     return
                 }
-                // A service's virtual IP: split per connection and balanced over endpoints.
-                // Any other destination is passed through as it is.
-                if let ip = original.ipAddress, let service = loop.snapshot?.service(forClusterIP: ip) {
+                // A service's virtual IP or an endpoint's address: split per connection and
+                // balanced over endpoints. Any other destination is passed through as it is.
+                if let ip = original.ipAddress, let service = loop.snapshot?.service(forDestination: ip) {
                     guard case .service(let key) = service.routeConnection(random: loop.random.next()),
                           let runtime = loop.runtime(for: key), let endpoint = loop.pickEndpoint(runtime)
                     else {
@@ -361,19 +366,24 @@ public final class ProxyServer: @unchecked Sendable {
                     target = try endpoint.socketAddress ?? SocketAddress.makeAddressResolvingHost(endpoint.endpoint.host, port: endpoint.endpoint.port)
                     if endpoint.expectedIdentity != nil { meshEndpoint = endpoint }
                 } else {
+                    loop.metrics.unmeshed.tcpConnections &+= 1
                     target = original
                 }
             }
-            // Opaque TCP to another proxy goes over mTLS with its own ALPN value.
-            let mesh = meshEndpoint.flatMap { endpoint in loop.tls.map { ($0.tcpClient, endpoint.expectedIdentity) } }
-            connectRelay(relay, from: channel, to: target, loop: loop, direction: direction, mesh: mesh)
+            // Opaque TCP to another proxy goes over mTLS with its own ALPN value, and says
+            // which of the app's ports it is for.
+            let port = appPort(of: original, loop: loop)
+            let mesh = meshEndpoint.flatMap { endpoint in
+                loop.tls.map { (port == nil ? $0.tcpClient : $0.tcpToPortClient, endpoint.expectedIdentity) }
+            }
+            connectRelay(relay, from: channel, to: target, loop: loop, direction: direction, mesh: mesh, destinationPort: port)
         }
     }
 
     /// Connects to `target` and pairs `relay` (on `channel`) with the new connection.
     private static func connectRelay(
         _ relay: RelayHandler, from channel: Channel, to target: SocketAddress, loop: LoopContext,
-        direction: TrafficDirection, mesh: (MeshTLSClient, SPIFFEID?)?
+        direction: TrafficDirection, mesh: (MeshTLSClient, SPIFFEID?)?, destinationPort: Int? = nil
     ) {
         let configuration = loop.configuration
         let handshakes = HandshakeSlot()
@@ -399,6 +409,12 @@ public final class ProxyServer: @unchecked Sendable {
                 guard channel.isActive else {
                     upstream.close(promise: nil)
                     return
+                }
+                if mesh != nil, let destinationPort {
+                    // The `eino-tcp-port` header goes before the relayed bytes.
+                    var header = upstream.allocator.buffer(capacity: 2)
+                    header.writeInteger(UInt16(truncatingIfNeeded: destinationPort))
+                    upstream.write(header, promise: nil)
                 }
                 let upstreamRelay = RelayHandler()
                 do {
@@ -434,21 +450,44 @@ public final class ProxyServer: @unchecked Sendable {
                 try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
                     HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer)
                 }
-            case MeshALPN.tcp:
+            case MeshALPN.tcp, MeshALPN.tcpToPort:
                 guard loop.admitsConnection(from: peer.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }) else {
                     channel.close(promise: nil)
                     return
                 }
-                let relay = RelayHandler()
-                try pipeline.addHandler(relay)
-                let target = try loop.app.socketAddress
-                    ?? SocketAddress.makeAddressResolvingHost(loop.app.endpoint.host, port: loop.app.endpoint.port)
-                connectRelay(relay, from: channel, to: target, loop: loop, direction: .inbound, mesh: nil)
+                /// Relays to the app on `port` (0: `--app`'s), refusing the proxy's own ports.
+                func relay(toPort port: Int, after handler: ChannelHandler? = nil) throws {
+                    guard let app = port == 0 ? loop.app : loop.app(port: port) else {
+                        loop.metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: ProxyError.forbidden.metricCause)
+                        channel.close(promise: nil)
+                        return
+                    }
+                    let relay = RelayHandler()
+                    try pipeline.addHandler(relay, position: handler.map { .after($0) } ?? .last)
+                    let target = try app.socketAddress ?? SocketAddress.makeAddressResolvingHost(app.endpoint.host, port: app.endpoint.port)
+                    connectRelay(relay, from: channel, to: target, loop: loop, direction: .inbound, mesh: nil)
+                }
+                if negotiated == MeshALPN.tcp {
+                    try relay(toPort: 0)
+                } else {
+                    // The port comes first; the relay is added once it is known.
+                    let reader = DestinationPortReader { port, context in try relay(toPort: port, after: context.handler) }
+                    try pipeline.addHandler(reader)
+                }
             default:
                 loop.metrics.proxyError(direction: TrafficDirection.inbound.rawValue, cause: "unknown_alpn")
                 channel.close(promise: nil)
             }
         })
+    }
+
+    /// The port a redirected connection was going to, for the peer proxy to reach its app
+    /// on: a pod's address names the app's own port. A virtual IP's port is the service's,
+    /// which need not be the app's, so for those (and connections not redirected) the
+    /// peer uses its `--app`.
+    static func appPort(of original: SocketAddress?, loop: LoopContext) -> Int? {
+        guard let original, let ip = original.ipAddress, loop.snapshot?.service(forClusterIP: ip) == nil else { return nil }
+        return original.port
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {

@@ -87,6 +87,8 @@ public final class LoopMetrics {
     private var proxyErrors: [MetricsSnapshot.ErrorKey: UInt64] = [:]
     /// Inbound authorization decisions, indexed by ``PolicyDecisions/slot(http:allowed:)``.
     public var policyDecisions = PolicyDecisions()
+    /// Outbound traffic passed through to a destination outside the mesh.
+    public var unmeshed = Unmeshed()
 
     public init() {}
 
@@ -127,6 +129,7 @@ public final class LoopMetrics {
         result.tcp = tcp
         result.proxyErrors = proxyErrors
         result.policyDecisions = policyDecisions
+        result.unmeshed = unmeshed
         return result
     }
 }
@@ -303,6 +306,7 @@ public struct MetricsSnapshot: Sendable {
     public var tcp: [String: TCP] = [:]
     public var proxyErrors: [ErrorKey: UInt64] = [:]
     public var policyDecisions = PolicyDecisions()
+    public var unmeshed = Unmeshed()
     public var scalars: [Scalar] = []
 
     public init() {}
@@ -321,6 +325,8 @@ public struct MetricsSnapshot: Sendable {
         }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: &+)
         for index in policyDecisions.counts.indices { policyDecisions.counts[index] &+= other.policyDecisions.counts[index] }
+        unmeshed.httpRequests &+= other.unmeshed.httpRequests
+        unmeshed.tcpConnections &+= other.unmeshed.tcpConnections
     }
 
     /// The counters added since `base` (an earlier snapshot of the same proxy); gauges and
@@ -343,6 +349,8 @@ public struct MetricsSnapshot: Sendable {
         for index in policyDecisions.counts.indices {
             result.policyDecisions.counts[index] = policyDecisions.counts[index] &- base.policyDecisions.counts[index]
         }
+        result.unmeshed = Unmeshed(httpRequests: unmeshed.httpRequests &- base.unmeshed.httpRequests,
+                                   tcpConnections: unmeshed.tcpConnections &- base.unmeshed.tcpConnections)
         return result
     }
 
@@ -421,6 +429,9 @@ public struct MetricsSnapshot: Sendable {
             let (http, allowed) = PolicyDecisions.labels(of: slot)
             out += "eino_policy_decisions_total{direction=\"inbound\",protocol=\"\(http ? "http" : "tcp")\",decision=\"\(allowed ? "allow" : "deny")\"} \(count)\n"
         }
+        header("eino_unmeshed_total", "counter", "Outbound HTTP requests and TCP connections passed through to destinations outside the mesh.")
+        out += "eino_unmeshed_total{direction=\"outbound\",protocol=\"http\"} \(unmeshed.httpRequests)\n"
+        out += "eino_unmeshed_total{direction=\"outbound\",protocol=\"tcp\"} \(unmeshed.tcpConnections)\n"
         for scalar in scalars {
             header(scalar.name, scalar.kind.rawValue, scalar.help)
             out += "\(scalar.name) \(Self.number(scalar.value))\n"
@@ -463,4 +474,16 @@ public struct PolicyDecisions: Sendable, Equatable {
     public static func slot(http: Bool, allowed: Bool) -> Int { (http ? 0 : 2) + (allowed ? 0 : 1) }
 
     static func labels(of slot: Int) -> (http: Bool, allowed: Bool) { (slot < 2, slot % 2 == 0) }
+}
+
+/// Outbound traffic to destinations outside the mesh (transparently redirected, no service
+/// by authority or address): passed through unchanged, and counted so it can be seen.
+public struct Unmeshed: Sendable, Equatable {
+    public var httpRequests: UInt64 = 0
+    public var tcpConnections: UInt64 = 0
+
+    public init(httpRequests: UInt64 = 0, tcpConnections: UInt64 = 0) {
+        self.httpRequests = httpRequests
+        self.tcpConnections = tcpConnections
+    }
 }

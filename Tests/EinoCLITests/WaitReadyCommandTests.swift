@@ -37,7 +37,7 @@ import Testing
         // It has been told 503 (more than once) and is still waiting.
         _ = try poll(timeout: 10, "two 503 answers") { server.lines.filter { $0 == "answered /ready 503" }.count >= 2 ? true : nil }
         #expect(waiter.process.isRunning)
-        FileManager.default.createFile(atPath: flag.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: flag.path, contents: Data())
         #expect(try waiter.waitForExit(timeout: 10) == 0)
         // The stand-in prints after it answers, so its line may trail the client's exit.
         _ = try poll(timeout: 5, "the stand-in's /ready 200") { server.lines.contains("answered /ready 200") ? true : nil }
@@ -56,7 +56,7 @@ import Testing
     @Test func checksAnotherPathForLiveness() throws {
         let (server, flag, admin) = try startServer()
         defer { server.kill(); try? FileManager.default.removeItem(at: flag) }
-        FileManager.default.createFile(atPath: flag.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: flag.path, contents: Data())
         let result = try EinoProcess.eino(["wait-ready", "--admin", admin, "--path", "/live", "--timeout", "5s"])
         #expect(result.status == 0, "\(result.stderr)")
         // The stand-in prints after it answers, so its line may trail the client's exit.

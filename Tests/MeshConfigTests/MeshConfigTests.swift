@@ -291,4 +291,29 @@ spec:
             "proxy.yaml:6: ProxyConfig: services[0].clusterIP: must be an IPv4 or IPv6 address, got \"db.local\"",
         ])
     }
+
+    /// A pod's IP names its service; one shared by two services' endpoints names none.
+    @Test func endpointAddressesNameTheirService() throws {
+        let mesh = try snapshot("""
+        apiVersion: proxy.eino.dev/v1alpha1
+        kind: ProxyConfig
+        identity: {service: client}
+        services:
+        - name: web
+          endpoints: [{address: "10.213.0.2:7143"}, {address: "[FD00::2]:7143"}]
+        - name: db
+          clusterIP: 10.96.0.10
+          endpoints: [{address: "10.213.0.9:7143"}, {address: "127.0.0.1:5432"}]
+        - name: cache
+          endpoints: [{address: "127.0.0.1:6379"}, {address: "10.96.0.10:6379"}]
+
+        """)
+        #expect(mesh.service(forDestination: "10.213.0.2")?.key == ServiceKey(name: "web"))
+        #expect(mesh.service(forDestination: "fd00::2")?.key == ServiceKey(name: "web"))
+        #expect(mesh.service(forDestination: "10.213.0.9")?.key == ServiceKey(name: "db"))
+        // The virtual IP wins over an endpoint at the same address.
+        #expect(mesh.service(forDestination: "10.96.0.10")?.key == ServiceKey(name: "db"))
+        #expect(mesh.service(forDestination: "127.0.0.1") == nil)
+        #expect(mesh.service(forDestination: "10.213.0.3") == nil)
+    }
 }

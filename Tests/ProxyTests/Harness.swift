@@ -154,7 +154,7 @@ final class NetworkNamespace {
     @discardableResult
     private func run(_ executable: String, _ arguments: [String]) throws -> EinoProcess.Output {
         let output = try EinoProcess.run(URL(fileURLWithPath: executable), arguments)
-        guard output.status == 0 else { throw HarnessError("\(executable) \(arguments.joined(separator: " ")) failed: \(output.stderr)") }
+        guard output.status == 0 else { throw HarnessError("\(executable) \(arguments.joined(separator: " ")) failed: \(output.stdout)\(output.stderr)") }
         return output
     }
 

@@ -278,7 +278,8 @@ import Testing
     }
 
     /// The outbound opaque path: a redirected connection to a service's virtual IP whose
-    /// endpoint is a peer proxy goes over mTLS (ALPN eino-tcp) and reaches the peer's app.
+    /// endpoint is a peer proxy goes over mTLS (ALPN eino-tcp: a virtual IP's port is not the
+    /// app's, so no port header) and reaches the peer's app.
     @Test func redirectedOpaqueTCPCrossesMTLSToAnEcho() throws {
         let namespace = try NetworkNamespace()
         let certificates = try Certificates(services: ["client", "web"])
