@@ -101,9 +101,8 @@ import Testing
     /// `eino init` and `eino proxy` together: the app's call to a service's virtual IP, where
     /// nothing listens, reaches the service through the proxy; the proxy's own connection to
     /// the endpoint is not redirected back to itself (the uid exemption), and without the rules
-    /// the call fails. The proxy runs as root (`--proxy-uid 0`) and the app as uid 7200: a
-    /// proxy as uid 7102 cannot serve yet (its sockets ask for SO_DEBUG, which needs
-    /// CAP_NET_ADMIN; reported to the proxy's owner).
+    /// the call fails. The proxy runs as root (`--proxy-uid 0`) and the app as uid 7200; the
+    /// pods test (PodsTests) runs proxies as uid 7102.
     @Test func initAndProxyInterceptTheAppsCalls() throws {
         guard let namespace = try TestNamespace.make() else { return }
         defer { namespace.delete() }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small HTTP/1.1 upstream for proxy tests. Answers with its own name.
 
-usage: upstream.py NAME [PORT]   (port 0 = any; prints "listening PORT" once ready)
+usage: upstream.py NAME [PORT [HOST]]   (port 0 = any, host 127.0.0.1; prints "listening PORT" once ready)
 
 GET  /                  -> 200, body "NAME\n", header x-served-by: NAME
 GET  /chunked           -> chunked body of 5 chunks "chunk-0\n" .. "chunk-4\n"
@@ -171,6 +171,7 @@ class Server(ThreadingHTTPServer):
 
 if __name__ == "__main__":
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    server = Server(("127.0.0.1", port), Handler)
+    host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    server = Server((host, port), Handler)
     print("listening %d" % server.server_address[1], flush=True)
     server.serve_forever()
