@@ -54,3 +54,9 @@ bench-smoke: deps
 .PHONY: microbench
 microbench: deps
 	python3 bench/microbench.py
+
+# Where an idle proxy's resident memory goes (bench/memory.py, root: reads /proc/PID/pagemap):
+# written to bench/results/memory.md, which BENCHMARKS.md carries. Needs `make bench`'s build.
+.PHONY: bench-memory
+bench-memory:
+	python3 bench/memory.py

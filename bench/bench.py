@@ -777,10 +777,10 @@ def write_markdown(path, meta, runs, summary, plotted):
     add("")
     add("Raw figures of every run: `bench/results/latest.json` (`runs`).")
     add("")
-    # The micro-benchmarks (bench/microbench.py) and the control plane's own benchmark
-    # (bench/propagation.py) write their sections separately; they are carried into this
-    # report as they were last measured.
-    for section in ["microbench.md", "propagation.md"]:
+    # The micro-benchmarks (bench/microbench.py), the memory profile (bench/memory.py) and the
+    # control plane's own benchmark (bench/propagation.py) write their sections separately;
+    # they are carried into this report as they were last measured.
+    for section in ["microbench.md", "memory.md", "propagation.md"]:
         saved = os.path.join(REPO, "bench", "results", section)
         if os.path.exists(saved):
             with open(saved) as f:
