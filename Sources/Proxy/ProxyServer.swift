@@ -81,6 +81,8 @@ public final class ProxyServer: @unchecked Sendable {
         let admin = try AdminServer.bind(server: self, host: configuration.admin.host, port: configuration.admin.port, group: group).wait()
         let outbound = try bindListener(.outbound, configuration.outbound, quiescing: outboundQuiescing).wait()
         let inbound = try bindListener(.inbound, configuration.inbound, quiescing: inboundQuiescing).wait()
+        bindIPv6Companion(.outbound, of: outbound, quiescing: outboundQuiescing)
+        bindIPv6Companion(.inbound, of: inbound, quiescing: inboundQuiescing)
         state.withLockedValue {
             $0.admin = admin
             $0.outbound = outbound
@@ -263,12 +265,37 @@ public final class ProxyServer: @unchecked Sendable {
 
     // MARK: listeners
 
-    private func bindListener(_ direction: TrafficDirection, _ address: ListenAddress, quiescing: ServerQuiescingHelper) -> EventLoopFuture<Channel> {
+    /// `eino init` redirects IPv6 connections too (to `[::1]` outbound, to the interface's
+    /// address inbound), so a listener on IPv4's loopback or wildcard gets an IPv6 twin on the
+    /// same port (`::1`, `::`) when the kernel has IPv6. Each family keeps its own socket, so
+    /// `SO_ORIGINAL_DST` is asked of the family the connection came in. The twin shuts down
+    /// with its listener; when it cannot be bound the proxy says so and serves IPv4.
+    private func bindIPv6Companion(_ direction: TrafficDirection, of listener: Channel, quiescing: ServerQuiescingHelper) {
+        guard let address = listener.localAddress, let port = address.port,
+              FileManager.default.fileExists(atPath: "/proc/net/if_inet6") else { return }
+        let host: String
+        switch address.ipAddress {
+        case "127.0.0.1": host = "::1"
+        case "0.0.0.0": host = "::"
+        default: return
+        }
+        do {
+            _ = try bindListener(direction, ListenAddress(host: host, port: port), quiescing: quiescing, ipv6Only: true).wait()
+        } catch {
+            log("\(direction.rawValue) listener: no IPv6 twin on [\(host)]:\(port) (\(error)); serving IPv4 only")
+        }
+    }
+
+    private func bindListener(_ direction: TrafficDirection, _ address: ListenAddress, quiescing: ServerQuiescingHelper, ipv6Only: Bool = false) -> EventLoopFuture<Channel> {
         let contexts = self.contexts
         let configuration = self.configuration
-        return ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        if ipv6Only {
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+        }
+        return bootstrap
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))

@@ -2,8 +2,8 @@ import EinoTestSupport
 import Foundation
 
 /// Pods on one machine, made of network namespaces: each pod has its own namespace with a
-/// veth to one bridge on the host side, an address from 10.213.0.0/24 (a range only these
-/// tests use), and whatever runs in it. A control plane listens on the bridge's address.
+/// veth to one bridge on the host side, addresses from 10.213.0.0/24 and fd13:213::/64
+/// (ranges only these tests use), and whatever runs in it. A control plane listens on the bridge's address.
 /// A meshed pod runs its app, `eino proxy` as uid 7102 and `eino init`, as a Kubernetes pod
 /// with an injected sidecar does; the app never names the proxy.
 ///
@@ -13,11 +13,13 @@ final class Pods {
     static let bridge = "eino-pods"
     static let namespacePrefix = "eino-pod-"
     static let hostIP = "10.213.0.1"
+    static let hostIPv6 = "fd13:213::1"
     static let proxyUID = "7102"
 
     struct Pod {
         let name: String
         let ip: String
+        let ipv6: String
         var namespace: String { Pods.namespacePrefix + name }
     }
 
@@ -53,7 +55,7 @@ final class Pods {
         try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
         for command in [["link", "add", Self.bridge, "type", "bridge"], ["addr", "add", "\(Self.hostIP)/24", "dev", Self.bridge],
-                        ["link", "set", Self.bridge, "up"]] {
+                        ["addr", "add", "\(Self.hostIPv6)/64", "dev", Self.bridge, "nodad"], ["link", "set", Self.bridge, "up"]] {
             try Self.must("/usr/sbin/ip", command)
         }
         do {
@@ -68,28 +70,29 @@ final class Pods {
         }
     }
 
-    /// A new pod: its namespace, loopback up, `eth0` on the bridge with the next address.
+    /// A new pod: its namespace, loopback up, `eth0` on the bridge with the next addresses.
     func pod(_ name: String) throws -> Pod {
-        let pod = Pod(name: name, ip: "10.213.0.\(nextAddress)")
+        let pod = Pod(name: name, ip: "10.213.0.\(nextAddress)", ipv6: "fd13:213::\(nextAddress)")
         nextAddress += 1
         try Self.must("/usr/sbin/ip", ["netns", "add", pod.namespace])
         pods.append(pod)
         let hostSide = "einov-\(name)"
         try Self.must("/usr/sbin/ip", ["link", "add", hostSide, "type", "veth", "peer", "name", "eth0", "netns", pod.namespace])
         try Self.must("/usr/sbin/ip", ["link", "set", hostSide, "master", Self.bridge, "up"])
-        for command in [["link", "set", "lo", "up"], ["addr", "add", "\(pod.ip)/24", "dev", "eth0"], ["link", "set", "eth0", "up"]] {
+        // `nodad`: usable at once, not after duplicate address detection.
+        for command in [["link", "set", "lo", "up"], ["addr", "add", "\(pod.ip)/24", "dev", "eth0"],
+                        ["addr", "add", "\(pod.ipv6)/64", "dev", "eth0", "nodad"], ["link", "set", "eth0", "up"]] {
             try Self.must("/usr/sbin/ip", ["netns", "exec", pod.namespace, "/usr/sbin/ip"] + command)
         }
         return pod
     }
 
-    /// Makes `pod` meshed as `service`, in Kubernetes' order: `eino init` with the defaults
-    /// first (a connection opened before the rules exist, like the proxy's watch of the
+    /// Makes `pod` meshed as `service`, in Kubernetes' order: `eino init` (IPv4 and IPv6) first (a connection opened before the rules exist, like the proxy's watch of the
     /// control plane, can have its next packet taken for a new connection and redirected),
     /// then the sidecar (control-plane mode, uid 7102, default ports, advertising the pod's IP).
     @discardableResult
     func mesh(_ pod: Pod, as service: String, app: String = "127.0.0.1:8080") throws -> ServerProcess {
-        let initialised = try exec(pod, [EinoProcess.binary.path, "init", "--ipv6", "off"])
+        let initialised = try exec(pod, [EinoProcess.binary.path, "init", "--ipv6", "on"])
         guard initialised.status == 0 else { throw PodsError("eino init in \(pod.name): \(initialised.stderr)") }
         let token = try eino(["token", "create", "--service", service])
         guard token.status == 0 else { throw PodsError("eino token create: \(token.stderr)") }
@@ -110,11 +113,12 @@ final class Pods {
         return process
     }
 
-    /// Tests/Scripts/upstream.py in `pod`, answering with `name` on `port` of every address.
+    /// Tests/Scripts/upstream.py in `pod`, answering with `name` on `port` of every address
+    /// of both families.
     @discardableResult
     func app(_ pod: Pod, name: String, port: Int = 8080) throws -> ServerProcess {
         let script = EinoProcess.repositoryRoot.appendingPathComponent("Tests/Scripts/upstream.py").path
-        let app = try start(pod, ["/usr/bin/python3", script, name, String(port), "0.0.0.0"])
+        let app = try start(pod, ["/usr/bin/python3", script, name, String(port), "::"])
         _ = try app.waitForLine(startingWith: "listening ")
         return app
     }

@@ -70,6 +70,19 @@ import Testing
         #expect(try pods.metric(b1, #"eino_proxy_errors_total{direction="inbound",cause="plaintext_refused"}"#) == 0)
         #expect(try pods.metric(a, #"eino_unmeshed_total{direction="outbound",protocol="tcp"}"#) == 0)
 
+        // IPv6, through ip6tables and the proxies' IPv6 listeners: a call to pod x's IPv6
+        // address passes through (SO_ORIGINAL_DST for IPv6); one to b1's naming web-v1 is
+        // routed by its authority over mTLS to b1's app on the port called.
+        #expect(try calls(1, "http://[\(outside.ipv6)]:8080/") == ["200 outside"])
+        #expect(try pods.metric(a, unmeshedHTTP) == 3)
+        let byAuthority = try pods.exec(a, ["/usr/bin/curl", "-s", "-m", "10", "-H", "Host: web-v1", "http://[\(b1.ipv6)]:9090/"])
+        #expect(byAuthority.stdout == "web-v1-other\n", "\(byAuthority)")
+        // Plaintext to b1's IPv6 address from the pod without a proxy: redirected to b1's
+        // inbound IPv6 listener, which refuses it (strict mode) and counts it.
+        let plaintext = try pods.exec(outside, ["/usr/bin/curl", "-s", "-m", "10", "http://[\(b1.ipv6)]:8080/"])
+        #expect(plaintext.status == 52, "curl: empty reply expected, got \(plaintext)")
+        #expect(try pods.metric(b1, #"eino_proxy_errors_total{direction="inbound",cause="plaintext_refused"}"#) == 1)
+
         // `eino apply` of a TrafficSplit moves the calls to b1's address over to web-v2.
         let split = """
         apiVersion: split.smi-spec.io/v1alpha2

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A small HTTP/1.1 upstream for proxy tests. Answers with its own name.
 
-usage: upstream.py NAME [PORT [HOST]]   (port 0 = any, host 127.0.0.1; prints "listening PORT" once ready)
+usage: upstream.py NAME [PORT [HOST]]   (port 0 = any, host 127.0.0.1, "::" for both families;
+                                         prints "listening PORT" once ready)
 
 GET  /                  -> 200, body "NAME\n", header x-served-by: NAME
 GET  /chunked           -> chunked body of 5 chunks "chunk-0\n" .. "chunk-4\n"
@@ -172,6 +173,8 @@ class Server(ThreadingHTTPServer):
 if __name__ == "__main__":
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    if ":" in host:
+        Server.address_family = socket.AF_INET6  # "::" takes IPv4 too
     server = Server((host, port), Handler)
     print("listening %d" % server.server_address[1], flush=True)
     server.serve_forever()
