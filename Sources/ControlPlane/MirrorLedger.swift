@@ -84,6 +84,11 @@ extension ControlAPI {
 
         public var service: String
         public var mirrors: [Mirror]
+
+        public init(service: String, mirrors: [Mirror]) {
+            self.service = service
+            self.mirrors = mirrors
+        }
     }
 }
 

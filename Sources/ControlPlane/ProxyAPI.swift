@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 import Identity
 import MeshConfig
 import NIOCore
@@ -121,7 +122,9 @@ enum ProxyRoutes {
                     forward.cancel()
                     beat.cancel()
                 }
-                for await line in lines { try await writer.write(line) }
+                // A watch never ends by itself: on shutdown it ends here, so the server's
+                // graceful shutdown need not wait for the next keep-alive write to fail.
+                for await line in lines.cancelOnGracefulShutdown() { try await writer.write(line) }
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)

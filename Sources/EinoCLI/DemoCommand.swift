@@ -78,7 +78,7 @@ struct DemoCommand: AsyncParsableCommand {
             .POST, "/v1/apply", body: ControlAPI.ApplyRequest(files: [.init(name: "demo-mirror.yaml", content: mirror)]),
             as: ControlAPI.ChangeResponse.self)
         say("applied TrafficMirror default/web-shadow: a copy of every request to web goes to web-v3, answers compared")
-        try await waitForSplit(outbound: outbound)
+        try await waitForSplitAndMirror(outbound: outbound, options: options)
         say("sending \(rate) requests/s to http://web/items/0…99 through the client sidecar (\(outbound))")
 
         try await drive(outbound: outbound, options: options, stop: stop)
@@ -96,22 +96,29 @@ struct DemoCommand: AsyncParsableCommand {
         ])
     }
 
-    /// Waits until the client sidecar has the split (a request to web gets an answer), so
-    /// the figures count only traffic the split governs.
-    private func waitForSplit(outbound: String) async throws {
+    /// Waits until the client sidecar has the split (a request to web gets an answer) and
+    /// the mirror (a copy shows in the control plane's report), so the figures count only
+    /// traffic both govern.
+    private func waitForSplitAndMirror(outbound: String, options: ControlOptions) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { _ = client.shutdown() as EventLoopFuture<Void> }
         let deadline = Date().addingTimeInterval(30)
+        var routed = false
         while Date() < deadline {
             var request = HTTPClientRequest(url: "http://\(outbound)/")
             request.headers.add(name: "Host", value: "web")
-            if let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
+            if !routed, let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
                response.headers.first(name: "x-served-by") != nil {
-                return
+                routed = true
             }
-            try await Task.sleep(for: .milliseconds(50))
+            if routed {
+                _ = try? await client.execute(request, timeout: .seconds(2))
+                let report = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self)
+                if let mirror = report?.mirrors.first, mirror.sent > 0 { return }
+            }
+            try await Task.sleep(for: .milliseconds(routed ? 200 : 50))
         }
-        throw CLIError("the client sidecar did not route web within 30 s")
+        throw CLIError(routed ? "no mirror copy reported within 30 s" : "the client sidecar did not route web within 30 s")
     }
 
     /// Sends requests at `rate` per second and prints, every second, who served them, and
@@ -144,10 +151,10 @@ struct DemoCommand: AsyncParsableCommand {
             if Date() >= nextReport {
                 let seconds = Int(Date().timeIntervalSince(started).rounded())
                 report(seconds: seconds, total: total, counts: counts, failures: failures)
-                if seconds % 5 == 0, let mirrors = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self) {
-                    print(MirrorReportCommand.table(mirrors, samples: 3), terminator: "")
+                if seconds % 5 == 0 {
+                    await printStat(options: options, atLeast: 0)
+                    await printMirrorReport(options: options, atLeast: 0)
                 }
-                if seconds % 5 == 0 { await printStat(options: options, atLeast: 0) }
                 nextReport = nextReport.addingTimeInterval(1)
             }
             next = next.addingTimeInterval(interval)
@@ -156,6 +163,24 @@ struct DemoCommand: AsyncParsableCommand {
         }
         try await client.shutdown()
         await printStat(options: options, atLeast: total)
+        await printMirrorReport(options: options, atLeast: total)
+    }
+
+    /// The control plane's mirror report for web, once it has compared at least `copies`
+    /// copies (reports come every second) or after 5 s.
+    private func printMirrorReport(options: ControlOptions, atLeast copies: Int) async {
+        let deadline = Date().addingTimeInterval(5)
+        var report = ControlAPI.MirrorReport(service: "web", mirrors: [])
+        repeat {
+            if let response = try? await ControlClient(options).send(.GET, "/v1/mirrors/default/web", as: ControlAPI.MirrorReport.self) {
+                report = response
+            }
+            if (report.mirrors.first?.compared ?? 0) >= UInt64(copies) && !report.mirrors.isEmpty { break }
+            try? await Task.sleep(for: .milliseconds(200))
+        } while Date() < deadline
+        say("eino mirror report web (compared with web's own answers):")
+        print(MirrorReportCommand.table(report, samples: 3), terminator: "")
+        fflush(nil)
     }
 
     /// The control plane's golden metrics for web, as `eino stat web` shows them, once its
@@ -232,10 +257,14 @@ final class DemoChildren: @unchecked Sendable {
     }
 
     /// SIGTERM to all, newest first, and wait for each (the proxies drain).
+    /// Stops the children newest first, each before the next, so sidecars deregister while
+    /// the control plane still answers.
     func stopAll() {
         let all = lock.withLock { children.reversed() as [DemoChild] }
-        for child in all { child.process.terminate() }
-        for child in all { child.process.waitUntilExit() }
+        for child in all {
+            child.process.terminate()
+            child.process.waitUntilExit()
+        }
     }
 }
 
