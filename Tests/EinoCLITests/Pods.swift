@@ -7,8 +7,9 @@ import Foundation
 /// A meshed pod runs its app, `eino proxy` as uid 7102 and `eino init`, as a Kubernetes pod
 /// with an injected sidecar does; the app never names the proxy.
 ///
-/// `tearDown()` stops every process and deletes every namespace and the bridge; `make()`
-/// first removes what a killed earlier run may have left.
+/// One run at a time per machine (a lock file: other worktrees' test runs use the same names
+/// and range). `tearDown()` stops every process and deletes every namespace and the bridge;
+/// `make()` first removes what a killed earlier run may have left.
 final class Pods {
     static let bridge = "eino-pods"
     static let namespacePrefix = "eino-pod-"
@@ -30,6 +31,8 @@ final class Pods {
     private var processes: [ServerProcess] = []
     private var pods: [Pod] = []
     private var nextAddress = 10
+    /// Held (flock) from `make()` to `tearDown()`; the kernel drops it if the run is killed.
+    private var lock: Int32
 
     /// Pods with a control plane, or nil (with the reason printed) when this machine does
     /// not let us make network namespaces.
@@ -38,27 +41,37 @@ final class Pods {
             print("note: skipped, pods need root (network namespaces, iptables)")
             return nil
         }
+        let lock = open("/tmp/eino-pods.lock", O_CREAT | O_RDWR, 0o644)
+        guard lock >= 0 else { throw PodsError("cannot open /tmp/eino-pods.lock: errno \(errno)") }
+        do {
+            _ = try poll(timeout: 180, "the pods lock (another run of this test on the machine)") { flock(lock, LOCK_EX | LOCK_NB) == 0 ? true : nil }
+        } catch {
+            close(lock)
+            throw error
+        }
         removeLeftovers()
         let probe = try run("/usr/sbin/ip", ["netns", "add", namespacePrefix + "probe"])
         guard probe.status == 0 else {
+            close(lock)
             print("note: skipped, `ip netns add` is not permitted here: \(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
             return nil
         }
         _ = try run("/usr/sbin/ip", ["netns", "del", namespacePrefix + "probe"])
-        return try Pods()
+        return try Pods(lock: lock)
     }
 
-    private init() throws {
+    private init(lock: Int32) throws {
+        self.lock = lock
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("eino-pods-\(UUID().uuidString)")
         dataDir = base.appendingPathComponent("control")
         shared = base.appendingPathComponent("shared")
-        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
-        for command in [["link", "add", Self.bridge, "type", "bridge"], ["addr", "add", "\(Self.hostIP)/24", "dev", Self.bridge],
-                        ["addr", "add", "\(Self.hostIPv6)/64", "dev", Self.bridge, "nodad"], ["link", "set", Self.bridge, "up"]] {
-            try Self.must("/usr/sbin/ip", command)
-        }
         do {
+            try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
+            for command in [["link", "add", Self.bridge, "type", "bridge"], ["addr", "add", "\(Self.hostIP)/24", "dev", Self.bridge],
+                            ["addr", "add", "\(Self.hostIPv6)/64", "dev", Self.bridge, "nodad"], ["link", "set", Self.bridge, "up"]] {
+                try Self.must("/usr/sbin/ip", command)
+            }
             let control = try ServerProcess.eino(["control", "--data-dir", dataDir.path, "--listen", "\(Self.hostIP):0", "--server-name", Self.hostIP])
             processes.append(control)
             controlURL = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
@@ -155,6 +168,8 @@ final class Pods {
         pods.removeAll()
         _ = try? Self.run("/usr/sbin/ip", ["link", "del", Self.bridge])
         try? FileManager.default.removeItem(at: dataDir.deletingLastPathComponent())
+        if lock >= 0 { close(lock) }
+        lock = -1
     }
 
     /// What is left of pods on this machine: namespaces and links with our names.
