@@ -760,6 +760,12 @@ def write_markdown(path, meta, runs, summary, plotted):
         met = "–" if value is None else ("yes" if check(value) else "**no**")
         add(f"| {label} | {fmt(value, digits)} | {met} |")
     add("")
+    # What the profiles show about the targets, written by hand after a run (bench/analysis.md).
+    analysis = os.path.join(BENCH, "analysis.md")
+    if os.path.exists(analysis) and not OUT:
+        with open(analysis) as f:
+            add(f.read().rstrip("\n"))
+        add("")
     if plotted:
         add("## Latency percentiles")
         add("")
