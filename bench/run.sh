@@ -17,6 +17,8 @@ export EINO_MTLS="${EINO_MTLS:-1}"
 
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
     export BENCH_DURATION="${BENCH_DURATION:-2}" BENCH_RUNS="${BENCH_RUNS:-1}" BENCH_WARMUP="${BENCH_WARMUP:-0.5}"
+    # Whether a busy machine held the rates says nothing about the scripts: report, don't fail.
+    export BENCH_MIN_RATIO="${BENCH_MIN_RATIO:-0}"
     export BENCH_OUT="${BENCH_OUT:-$(mktemp -d -t eino-bench-smoke-XXXXXX)}"
 fi
 export BENCH_DURATION="${BENCH_DURATION:-30}"
