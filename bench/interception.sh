@@ -32,7 +32,7 @@ PIDS=()
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    { wait; } 2>/dev/null || true
     ip netns del $A 2>/dev/null || true
     ip netns del $B 2>/dev/null || true
     ip link del $BRIDGE 2>/dev/null || true
@@ -124,7 +124,8 @@ until_ok sh -c "ip netns exec $A curl -sf http://127.0.0.1:7191/config | grep -q
 until_ok ip netns exec $A curl -sf "http://$B_IP:8080/"
 measure intercepted
 # The calls really crossed both sidecars over mTLS.
-ip netns exec $B curl -s http://127.0.0.1:7191/metrics | grep -qF 'eino_requests_total{direction="inbound",service="web",backend="web",tls="true"}' \
-    || { echo "interception: pod b's sidecar saw no mTLS requests:" >&2; ip netns exec $B curl -s http://127.0.0.1:7191/metrics | grep requests_total >&2; exit 1; }
+metrics=$(ip netns exec $B curl -s http://127.0.0.1:7191/metrics)
+grep -qF 'eino_requests_total{direction="inbound",service="web",backend="web",tls="true"}' <<<"$metrics" \
+    || { echo "interception: pod b's sidecar saw no mTLS requests:" >&2; grep requests_total <<<"$metrics" >&2; exit 1; }
 echo
 echo "eino: $EINO ($("$EINO" version 2>/dev/null || echo '?')), wrk -t1 -d${DURATION}s, $(nproc) cores"
