@@ -290,7 +290,9 @@ import Testing
         let result = try JSONDecoder().decode(Counts.self, from: Data(tcp.stdout.utf8))
         #expect(result.errors == 0)
         #expect((result.served["db-v1"] ?? 0) + (result.served["db-v2"] ?? 0) == 2000)
-        #expect(abs(Double(result.served["db-v1"] ?? 0) / 2000 - 0.8) <= 0.03, "\(result.served)")
+        // 80/20 over 2000 connections: one standard deviation is 0.9 points; 4 points is
+        // over four of them.
+        #expect(abs(Double(result.served["db-v1"] ?? 0) / 2000 - 0.8) <= 0.04, "\(result.served)")
 
         let http = try namespace.exec(["/usr/bin/curl", "-s", "http://10.96.0.20/"])
         #expect(http.stdout == "web\n")
