@@ -91,11 +91,14 @@ public enum ControlAPI {
         public var service: String
         public var namespace: String
         public var ttlSeconds: Int
+        /// How many proxies may join with it; 0 = any number until it expires; absent = 1.
+        public var uses: Int?
 
-        public init(service: String, namespace: String, ttlSeconds: Int) {
+        public init(service: String, namespace: String, ttlSeconds: Int, uses: Int? = nil) {
             self.service = service
             self.namespace = namespace
             self.ttlSeconds = ttlSeconds
+            self.uses = uses
         }
     }
 

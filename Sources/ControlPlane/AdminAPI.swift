@@ -67,7 +67,10 @@ enum AdminRoutes {
             guard (1...30 * 24 * 3600).contains(body.ttlSeconds) else {
                 return .json(ControlAPI.ErrorResponse(error: "bad_request", message: "ttl must be between 1 s and 30 days"), status: .badRequest)
             }
-            let (token, expiresAt) = try await tokens.create(service: body.service, namespace: body.namespace, ttl: TimeInterval(body.ttlSeconds))
+            guard (0...1_000_000).contains(body.uses ?? 1) else {
+                return .json(ControlAPI.ErrorResponse(error: "bad_request", message: "uses must be between 0 (no limit) and 1000000"), status: .badRequest)
+            }
+            let (token, expiresAt) = try await tokens.create(service: body.service, namespace: body.namespace, ttl: TimeInterval(body.ttlSeconds), uses: body.uses ?? 1)
             return .json(ControlAPI.TokenResponse(token: token, service: body.service, namespace: body.namespace, expiresAt: expiresAt.timeIntervalSince1970))
         }
 

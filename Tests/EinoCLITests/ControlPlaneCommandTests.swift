@@ -195,6 +195,13 @@ import Testing
         #expect(again.status == "401")
         #expect(again.body["message"] as? String == "join token already used")
 
+        // --uses: replicas of one Deployment share a token; 0 means any number until expiry.
+        let twice = try eino(["token", "create", "--service", "web", "--uses", "2"], url).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try [join(twice, "web"), join(twice, "web"), join(twice, "web")].map(\.status) == ["200", "200", "401"])
+        let unlimited = try eino(["token", "create", "--service", "web", "--uses", "0"], url).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try (0..<5).map { _ in try join(unlimited, "web").status } == Array(repeating: "200", count: 5))
+        #expect(try eino(["token", "create", "--service", "web", "--uses", "-1"], url).status == 2)
+
         let shortLived = try token("web", ttl: "1s")
         let expiry = Date().addingTimeInterval(1.05)
         _ = try poll(timeout: 5, "the token's expiry") { Date() > expiry ? true : nil }
