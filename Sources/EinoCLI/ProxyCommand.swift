@@ -237,7 +237,7 @@ struct ProxyCommand: ParsableCommand {
         let link = ControlLink(
             .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address,
                   reportInterval: Double(parseDuration(reportInterval)!.nanoseconds) / 1e9),
-            reportContributors: [MetricsReportSection(server: server), MirrorReportSection(server: server)],
+            reportContributors: [DeltaReportSection.metrics(of: server), DeltaReportSection.mirrors(of: server)],
             onIdentity: { material in
                 // New certificates serve new connections; open ones carry on.
                 do {

@@ -1,19 +1,24 @@
 import Telemetry
 
-/// The proxy metrics as a report section: running totals gathered off the event loops (as
-/// a scrape does), sent as deltas against what the control plane acknowledged.
-public struct MetricsReportSection: ReportContributor {
-    let gather: @Sendable () async throws -> MetricsSnapshot
-    private let tracker = DeltaTracker(zero: MetricsSnapshot())
+/// A report section made of running totals gathered off the event loops (as a scrape
+/// does), sent as deltas against what the control plane acknowledged.
+public struct DeltaReportSection<Totals: Sendable>: ReportContributor {
+    let gather: @Sendable () async throws -> Totals
+    /// Puts `current` minus `base` into the report.
+    let fill: @Sendable (inout TelemetryReport, _ current: Totals, _ base: Totals) -> Void
+    private let tracker: DeltaTracker<Totals>
 
-    public init(server: ProxyServer) {
-        gather = { try await server.metricsSnapshot() }
+    init(zero: Totals, gather: @escaping @Sendable () async throws -> Totals,
+         fill: @escaping @Sendable (inout TelemetryReport, Totals, Totals) -> Void) {
+        self.gather = gather
+        self.fill = fill
+        tracker = DeltaTracker(zero: zero)
     }
 
     public func contribute(to report: inout TelemetryReport) async throws {
         let current = try await gather()
         let base = await tracker.sending(current, sequence: report.sequence)
-        report.add(current.subtracting(base))
+        fill(&report, current, base)
     }
 
     public func acknowledged(_ sequence: UInt64) async -> Bool {
@@ -25,28 +30,21 @@ public struct MetricsReportSection: ReportContributor {
     }
 }
 
-/// The mirror counters as a report section, like the metrics: deltas against what the
-/// control plane acknowledged.
-public struct MirrorReportSection: ReportContributor {
-    let gather: @Sendable () async throws -> MirrorSnapshot
-    private let tracker = DeltaTracker(zero: MirrorSnapshot())
-
-    public init(server: ProxyServer) {
-        gather = { try await server.mirrorSnapshot() }
+extension DeltaReportSection where Totals == MetricsSnapshot {
+    /// The proxy metrics.
+    public static func metrics(of server: ProxyServer) -> Self {
+        Self(zero: MetricsSnapshot(), gather: { try await server.metricsSnapshot() }) { report, current, base in
+            report.add(current.subtracting(base))
+        }
     }
+}
 
-    public func contribute(to report: inout TelemetryReport) async throws {
-        let current = try await gather()
-        let base = await tracker.sending(current, sequence: report.sequence)
-        report.mirrors = current.subtracting(base)
-    }
-
-    public func acknowledged(_ sequence: UInt64) async -> Bool {
-        await tracker.acknowledged(sequence)
-    }
-
-    public func restart() async {
-        await tracker.restart()
+extension DeltaReportSection where Totals == MirrorSnapshot {
+    /// The mirror counters.
+    public static func mirrors(of server: ProxyServer) -> Self {
+        Self(zero: MirrorSnapshot(), gather: { try await server.mirrorSnapshot() }) { report, current, base in
+            report.mirrors = current.subtracting(base)
+        }
     }
 }
 

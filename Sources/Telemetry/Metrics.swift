@@ -152,6 +152,27 @@ public struct Histogram: Sendable, Equatable, Codable {
         sumNanoseconds &+= other.sumNanoseconds
     }
 
+    /// Counts one observation.
+    public mutating func record(nanoseconds: UInt64) {
+        counts[RouteMetrics.bucket(nanoseconds)] &+= 1
+        sumNanoseconds &+= nanoseconds
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of metric `name` for one label set.
+    func prometheusLines(_ name: String, labels: String) -> String {
+        var out = ""
+        var cumulative: UInt64 = 0
+        for (index, bound) in latencyBuckets.enumerated() {
+            cumulative &+= counts[index]
+            out += "\(name)_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
+        }
+        cumulative &+= counts[latencyBuckets.count]
+        out += "\(name)_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
+        out += "\(name)_sum{\(labels)} \(Double(sumNanoseconds) / 1e9)\n"
+        out += "\(name)_count{\(labels)} \(cumulative)\n"
+        return out
+    }
+
     public func subtracting(_ other: Histogram) -> Histogram {
         var result = self
         for index in counts.indices where index < other.counts.count { result.counts[index] &-= other.counts[index] }
@@ -396,16 +417,7 @@ public struct MetricsSnapshot: Sendable {
         ] {
             header(name, "histogram", help)
             for (labels, route) in sortedRoutes {
-                let histogram = pick(route)
-                var cumulative: UInt64 = 0
-                for (index, bound) in latencyBuckets.enumerated() {
-                    cumulative &+= histogram.counts[index]
-                    out += "\(name)_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
-                }
-                cumulative &+= histogram.counts[latencyBuckets.count]
-                out += "\(name)_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
-                out += "\(name)_sum{\(labels)} \(Double(histogram.sumNanoseconds) / 1e9)\n"
-                out += "\(name)_count{\(labels)} \(cumulative)\n"
+                out += pick(route).prometheusLines(name, labels: labels)
             }
         }
         let sortedTCP = tcp.sorted { $0.key < $1.key }

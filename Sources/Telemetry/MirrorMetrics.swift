@@ -3,17 +3,6 @@ import Foundation
 /// Traffic-mirror counters. Like the request metrics, each event loop owns its own
 /// `LoopMirrorMetrics` (no lock on the request path); a scrape or a report merges copies.
 
-extension Histogram {
-    /// Counts one observation.
-    public mutating func record(nanoseconds: UInt64) {
-        let seconds = Double(nanoseconds) / 1e9
-        var index = 0
-        while index < latencyBuckets.count && seconds > latencyBuckets[index] { index += 1 }
-        counts[index] &+= 1
-        sumNanoseconds &+= nanoseconds
-    }
-}
-
 /// One mismatch, kept for the report.
 public struct MirrorSample: Codable, Sendable, Equatable {
     public var method: String
@@ -221,7 +210,8 @@ public struct MirrorSnapshot: Sendable {
         func family(_ name: String, _ type: String, _ help: String, _ lines: (MirrorStats, String) -> [String]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for entry in sorted {
-                for line in lines(entry, "service=\"\(entry.service)\",mirror=\"\(entry.mirror)\"") { out += line + "\n" }
+                let labels = "service=\"\(MetricsSnapshot.escape(entry.service))\",mirror=\"\(MetricsSnapshot.escape(entry.mirror))\""
+                for line in lines(entry, labels) { out += line + "\n" }
             }
         }
         family("eino_mirror_sampled_total", "counter", "Requests chosen for mirroring.") { entry, labels in
@@ -246,18 +236,9 @@ public struct MirrorSnapshot: Sendable {
              "eino_mirror_mismatches_total{\(labels),part=\"body\"} \(entry.bodyMismatches)"]
         }
         family("eino_mirror_latency_seconds", "histogram", "Duration of mirrored exchanges: the primary's and the shadow's.") { entry, labels in
-            var lines: [String] = []
-            for (side, histogram) in [("primary", entry.primaryLatency), ("shadow", entry.shadowLatency)] {
-                var cumulative: UInt64 = 0
-                for (index, bound) in latencyBuckets.enumerated() {
-                    cumulative &+= histogram.counts[index]
-                    lines.append("eino_mirror_latency_seconds_bucket{\(labels),side=\"\(side)\",le=\"\(bound)\"} \(cumulative)")
-                }
-                lines.append("eino_mirror_latency_seconds_bucket{\(labels),side=\"\(side)\",le=\"+Inf\"} \(histogram.count)")
-                lines.append("eino_mirror_latency_seconds_sum{\(labels),side=\"\(side)\"} \(Double(histogram.sumNanoseconds) / 1e9)")
-                lines.append("eino_mirror_latency_seconds_count{\(labels),side=\"\(side)\"} \(histogram.count)")
-            }
-            return lines
+            let text = entry.primaryLatency.prometheusLines("eino_mirror_latency_seconds", labels: labels + ",side=\"primary\"")
+                + entry.shadowLatency.prometheusLines("eino_mirror_latency_seconds", labels: labels + ",side=\"shadow\"")
+            return [String(text.dropLast())]
         }
         out += "# HELP eino_mirror_inflight Copies in flight now.\n# TYPE eino_mirror_inflight gauge\neino_mirror_inflight \(inflight)\n"
         return out

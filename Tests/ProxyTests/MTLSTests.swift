@@ -246,10 +246,8 @@ import Testing
         #expect(try allowed.metric("eino_policy_decisions_total{direction=\"inbound\",protocol=\"http\",decision=\"allow\"}") == 0)
     }
 
-    @Test func aTCPRouteRuleAdmitsOpaqueConnectionsFromItsSources() throws {
-        let certificates = try Certificates(services: ["client", "intruder", "web"])
-        let app = try Upstream("web-app")
-        let policy = """
+    /// A TrafficTarget letting `client` reach `web` over one TCPRoute, and no one else.
+    static let tcpFromClientOnly = """
         ---
         apiVersion: specs.smi-spec.io/v1alpha4
         kind: TCPRoute
@@ -265,6 +263,11 @@ import Testing
           rules: [{kind: TCPRoute, name: web-tcp}]
 
         """
+
+    @Test func aTCPRouteRuleAdmitsOpaqueConnectionsFromItsSources() throws {
+        let certificates = try Certificates(services: ["client", "intruder", "web"])
+        let app = try Upstream("web-app")
+        let policy = Self.tcpFromClientOnly
         let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + policy, app: app.address)
         let output = try Self.opaqueRequest(to: server.inbound, as: "client", certificates)
         #expect(output.hasSuffix("web-app\n"), "\(output)")
@@ -286,22 +289,7 @@ import Testing
         let echo = try namespace.start(["/usr/bin/env", "python3", scripts.appendingPathComponent("tcp_echo.py").path])
         let echoPort = String(try echo.line(startingWith: "listening ").dropFirst("listening ".count))
         // The server admits `client`'s TCP only: an allow decision proves it verified who called.
-        let policy = """
-        ---
-        apiVersion: specs.smi-spec.io/v1alpha4
-        kind: TCPRoute
-        metadata: {name: web-tcp}
-        spec: {}
-        ---
-        apiVersion: access.smi-spec.io/v1alpha3
-        kind: TrafficTarget
-        metadata: {name: web-tcp-from-client}
-        spec:
-          destination: {kind: ServiceAccount, name: web, namespace: default}
-          sources: [{kind: ServiceAccount, name: client, namespace: default}]
-          rules: [{kind: TCPRoute, name: web-tcp}]
-
-        """
+        let policy = Self.tcpFromClientOnly
         let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web") + policy,
                                       app: "127.0.0.1:\(echoPort)", namespace: namespace)
         let clientConfig = Self.clientConfig(certificates, inbound: server.inbound, expected: Self.spiffe("web"))
