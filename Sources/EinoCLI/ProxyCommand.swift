@@ -7,7 +7,7 @@ import Proxy
 
 /// `eino proxy`: the sidecar, in static mode (`--config FILE`) or fed by a control plane
 /// (`--control URL --join-token T --ca-file PEM`).
-struct ProxyCommand: ParsableCommand {
+struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Run the sidecar proxy.",
@@ -155,7 +155,7 @@ struct ProxyCommand: ParsableCommand {
         return ports
     }
 
-    func run() throws {
+    func run() async throws {
         var options = ProxyConfiguration(app: ListenAddress.parse(app)!, configPath: config)
         options.outbound = ListenAddress.parse(outbound)!
         options.inbound = ListenAddress.parse(inbound)!
@@ -203,8 +203,10 @@ struct ProxyCommand: ParsableCommand {
                     server.reloadAsync(reason: "SIGHUP")
                 } else {
                     // Leave the registry first, so callers stop choosing this proxy while it drains.
-                    link?.stop()
-                    server.shutdown(reason: signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")
+                    Task {
+                        await link?.stop()
+                        server.shutdown(reason: signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")
+                    }
                 }
             }
             source.resume()
@@ -212,8 +214,8 @@ struct ProxyCommand: ParsableCommand {
         }
         print("eino proxy ready outbound=\(describe(ports.outbound)) inbound=\(describe(ports.inbound)) admin=\(describe(ports.admin))")
         fflush(nil)
-        server.waitUntilStopped()
-        link?.stop()  // after POST /shutdown; a second deregistration is harmless
+        await server.untilStopped()
+        await link?.stop()  // after POST /shutdown; a second deregistration is harmless
         FileHandle.standardError.write(Data("eino proxy: stopped\n".utf8))
         withExtendedLifetime(sources) {}
         exit(keeping: server, code: 0)
@@ -278,13 +280,8 @@ struct RunningLink {
     let link: ControlLink
     let task: Task<Void, Never>
 
-    func stop() {
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            await link.deregister()
-            done.signal()
-        }
-        _ = done.wait(timeout: .now() + 2)
+    func stop() async {
+        await link.deregister(within: .seconds(2))
         task.cancel()
     }
 }

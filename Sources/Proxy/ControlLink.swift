@@ -91,9 +91,9 @@ public final class ControlLink: Sendable {
     }
 
     /// Removes this proxy's endpoint: called on graceful shutdown so callers stop at once.
-    public func deregister() async {
+    public func deregister(within limit: TimeAmount = .seconds(15)) async {
         let address = options.advertise.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? options.advertise
-        _ = try? await call(.DELETE, "/v1/endpoints?address=\(address)", body: Optional<Int>.none, mutualTLS: true)
+        _ = try? await call(.DELETE, "/v1/endpoints?address=\(address)", body: Optional<Int>.none, mutualTLS: true, timeout: limit)
     }
 
     // MARK: Join and renewal
@@ -239,7 +239,9 @@ public final class ControlLink: Sendable {
         var message: String
     }
 
-    private func call<Body: Encodable>(_ method: HTTPMethod, _ path: String, body: Body?, mutualTLS: Bool) async throws -> ByteBuffer {
+    private func call<Body: Encodable>(
+        _ method: HTTPMethod, _ path: String, body: Body?, mutualTLS: Bool, timeout: TimeAmount = .seconds(15)
+    ) async throws -> ByteBuffer {
         let client = try makeClient(mutualTLS: mutualTLS, readTimeout: .seconds(10))
         do {
             var request = HTTPClientRequest(url: options.url + path)
@@ -248,7 +250,7 @@ public final class ControlLink: Sendable {
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
             }
-            let response = try await client.execute(request, timeout: .seconds(15))
+            let response = try await client.execute(request, timeout: timeout)
             let bytes = try await response.body.collect(upTo: 1 << 20)
             try await client.shutdown()
             if (400..<500).contains(response.status.code) {

@@ -599,11 +599,13 @@ public final class ProxyServer: @unchecked Sendable {
         }
     }
 
-    /// Blocks until the proxy stopped, then releases its threads.
-    public func waitUntilStopped() {
-        try? stopped.futureResult.wait()
+    /// Returns once the proxy stopped, having released its threads. Suspends instead of
+    /// blocking: peer-certificate verification runs on the same concurrency pool, which has
+    /// one thread when the proxy is pinned to one CPU.
+    public func untilStopped() async {
+        try? await stopped.futureResult.get()
         shipping?.stop()
-        try? group.syncShutdownGracefully()
+        try? await group.shutdownGracefully()
     }
 
     func log(_ message: String) {

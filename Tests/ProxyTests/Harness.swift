@@ -190,13 +190,14 @@ final class RunningProxy {
     /// Where the proxy runs, when not in the host's network: its admin port is reached there.
     let namespace: NetworkNamespace?
 
-    init(config: String, app: String = "127.0.0.1:9", extra: [String] = [], namespace: NetworkNamespace? = nil) throws {
+    /// `cpu` pins the proxy to that one CPU (`taskset`), as a sidecar with a one-CPU cpuset runs.
+    init(config: String, app: String = "127.0.0.1:9", extra: [String] = [], namespace: NetworkNamespace? = nil, cpu: Int? = nil) throws {
         self.namespace = namespace
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("eino-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configFile = directory.appendingPathComponent("proxy.yaml")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
-        let command = [EinoProcess.binary.path,
+        let command = (cpu.map { ["/usr/bin/taskset", "-c", "\($0)"] } ?? []) + [EinoProcess.binary.path,
             "proxy", "--config", configFile.path, "--app", app,
             "--outbound", "127.0.0.1:0", "--inbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
         ] + extra
