@@ -273,6 +273,7 @@ final class LoopContext: @unchecked Sendable {
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { handshakes.future = try self.addMeshTLS(to: channel, client: tls, expecting: expected) }
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in stream.close() }

@@ -671,6 +671,7 @@ func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, makeHandler: @escaping
     let manager = NIOHTTP2ServerConnectionManagementHandler(
         eventLoop: channel.eventLoop,
         configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler(), position: .last)
     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
         mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
         streamDelegate: manager.http2StreamDelegate, position: .last
