@@ -10,6 +10,20 @@ enum TrafficDirection: String, Sendable {
     case inbound
 }
 
+/// A verified peer proxy's identity in the forms each exchange needs, made once per
+/// connection rather than once per HTTP/2 stream.
+struct MeshPeer {
+    /// The SPIFFE ID, as `eino-client-id` carries it.
+    let id: String
+    /// Its ServiceAccount, as TrafficTarget sources name it.
+    let source: ServiceKey
+
+    init(_ identity: SPIFFEID) {
+        id = identity.description
+        source = ServiceKey(name: identity.serviceAccount, namespace: identity.namespace)
+    }
+}
+
 /// Events the HTTP handler sends toward the head of the pipeline, for `HeaderTimeoutHandler`.
 enum ExchangeEvent: Sendable {
     case headReceived
@@ -58,17 +72,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private let originalPort: String?
     /// Carries the app's port from the outbound proxy to the inbound one (docs/proxy.md).
     static let destinationPortHeader = "eino-dst-port"
-    /// Inbound over mTLS from a peer proxy: the verified client identity (for
-    /// `eino-client-id`), and the app is spoken to in HTTP/1.1 whatever the peer used.
-    private let meshClient: String?
+    /// Inbound over mTLS from a peer proxy: the verified client (for `eino-client-id` and
+    /// TrafficTarget checks), and the app is spoken to in HTTP/1.1 whatever the peer used.
+    private let meshPeer: MeshPeer?
     private let fromMesh: Bool
     /// The current exchange goes upstream as an HTTP/2 stream.
     private var upstreamStream = false
     /// The mTLS client for the current exchange's upstream (a mesh endpoint), if any.
     private var meshUpstream: MeshTLSClient?
 
-    /// The verified client's ServiceAccount, for TrafficTarget checks.
-    private let meshSource: ServiceKey?
 
     /// The copy of the current request for its mirrors, while the request is read.
     private var mirrorCopy: MirrorCopy?
@@ -79,15 +91,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Trace context and access log for the current exchange.
     private var telemetry = ExchangeTelemetry()
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, original: SocketAddress? = nil, fromMesh: Bool = false, meshClient: SPIFFEID? = nil) {
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, original: SocketAddress? = nil, fromMesh: Bool = false, meshPeer: MeshPeer? = nil) {
         self.loop = loop
         self.direction = direction
         self.isHTTP2 = isHTTP2
         self.original = original
         originalPort = ProxyServer.appPort(of: original, loop: loop).map(String.init)
         self.fromMesh = fromMesh
-        self.meshClient = meshClient?.description
-        self.meshSource = meshClient.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }
+        self.meshPeer = meshPeer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -215,15 +226,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
             target = app
             head.headers.remove(name: "eino-client-id")
-            if let meshClient { head.headers.add(name: "eino-client-id", value: meshClient) }
-            if routeMetrics == nil {
-                let name = loop.snapshot?.identity.name ?? "app"
-                routeMetrics = loop.metrics.route(direction: "inbound", service: name, backend: name, tls: fromMesh)
-            }
-            routeMetrics?.requestStarted()
+            if let meshPeer { head.headers.add(name: "eino-client-id", value: meshPeer.id) }
+            let routeMetrics = loop.inboundRouteMetrics(tls: fromMesh)
+            self.routeMetrics = routeMetrics
+            routeMetrics.requestStarted()
             // Once a TrafficTarget names this identity, only its sources get through, for its
             // rules (and a caller without a verified identity is none of them).
-            if !loop.admitsRequest(from: meshSource, head) {
+            if !loop.admitsRequest(from: meshPeer?.source, head) {
                 answer(.forbidden)
                 return
             }
@@ -545,7 +554,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard status > 0 else { return }
         telemetry.finish(
             status: status, service: routeMetrics?.key.service, backend: routeMetrics?.key.backend,
-            peerIdentity: direction == .inbound ? meshClient : meshUpstream.flatMap { _ in endpoint?.expectedIdentity?.description },
+            peerIdentity: direction == .inbound ? meshPeer?.id : meshUpstream.flatMap { _ in endpoint?.expectedIdentity?.description },
             direction: direction, loop: loop)
         guard let routeMetrics else { return }
         let end = NIODeadline.now()

@@ -14,6 +14,8 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let configuration: ProxyConfiguration
     let metrics = LoopMetrics()
+    /// The inbound route's metrics handles, for the identity's name they were made for.
+    private var inboundRoutes: (name: String, plain: RouteMetrics?, mesh: RouteMetrics?) = ("", nil, nil)
     let mirrorMetrics = LoopMirrorMetrics()
     /// Mirror copies running from this loop; they hold themselves here until done.
     var shadows: [ObjectIdentifier: ShadowExchange] = [:]
@@ -93,6 +95,17 @@ final class LoopContext: @unchecked Sendable {
 
     /// TrafficTarget authorization of an inbound request from `source` (nil: no verified
     /// identity), counted when a policy is in force. Without one, everyone is admitted.
+    /// The inbound route's metrics handle. Every HTTP/2 stream has a handler of its own, so
+    /// the handle is kept here, not per handler, sparing each request the string-keyed lookup.
+    func inboundRouteMetrics(tls: Bool) -> RouteMetrics {
+        let name = snapshot?.identity.name ?? "app"
+        if name != inboundRoutes.name { inboundRoutes = (name, nil, nil) }
+        if let kept = tls ? inboundRoutes.mesh : inboundRoutes.plain { return kept }
+        let handle = metrics.route(direction: TrafficDirection.inbound.rawValue, service: name, backend: name, tls: tls)
+        if tls { inboundRoutes.mesh = handle } else { inboundRoutes.plain = handle }
+        return handle
+    }
+
     func admitsRequest(from source: ServiceKey?, _ head: HTTPRequestHead) -> Bool {
         guard let policy = snapshot?.accessPolicy else { return true }
         let admitted = policy.admitsRequest(

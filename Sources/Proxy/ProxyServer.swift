@@ -474,8 +474,9 @@ public final class ProxyServer: @unchecked Sendable {
             let pipeline = channel.pipeline.syncOperations
             switch negotiated {
             case MeshALPN.http2:
+                let meshPeer = peer.map(MeshPeer.init)
                 try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
-                    HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshClient: peer)
+                    HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshPeer: meshPeer)
                 }
             case MeshALPN.tcp, MeshALPN.tcpToPort:
                 guard loop.admitsConnection(from: peer.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }) else {
