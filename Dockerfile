@@ -2,7 +2,7 @@
 #
 # Nothing builds this image in the project's CI: no container engine runs there. Its steps are
 # the Makefile's (`make build`: the apt build packages, then `swift build`), as a release build
-# with the Swift runtime linked in, so the runtime stage needs no Swift toolchain.
+# (release/build.sh) with the Swift runtime linked in, so the runtime stage needs no Swift toolchain.
 #
 #   docker build -t eino:0.1.0 .
 
@@ -19,8 +19,9 @@ WORKDIR /src
 COPY Package.swift ./
 RUN swift package resolve
 COPY . .
-RUN swift build -c release --static-swift-stdlib --product eino \
- && install -D -m 0755 "$(swift build -c release --show-bin-path)/eino" /out/eino
+# release/build.sh: the Swift runtime linked in, start-up and serving code packed together.
+RUN bash release/build.sh --product eino \
+ && install -D -m 0755 .build-release/release/eino /out/eino
 
 FROM ${RUNTIME_IMAGE}
 # iptables (nf_tables and legacy) for `eino init`; the binary itself needs only libc and libstdc++.

@@ -55,6 +55,15 @@ bench-smoke: deps
 microbench: deps
 	python3 bench/microbench.py
 
+# release/eino.order.gz, the functions a proxy runs, which release/build.sh lays out first (see
+# there): both benchmark proxies under callgrind. Regenerate after large changes to the proxy.
+.PHONY: orderfile
+orderfile: deps
+	@command -v valgrind >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind nginx; }
+	bash release/build.sh --product eino
+	python3 release/orderfile.py
+
 # Where an idle proxy's resident memory goes (bench/memory.py, root: reads /proc/PID/pagemap):
 # written to bench/results/memory.md, which BENCHMARKS.md carries. Needs `make bench`'s build.
 .PHONY: bench-memory

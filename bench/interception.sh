@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 DURATION="${BENCH_DURATION:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-1 16}"
 if [ -z "${EINO:-}" ]; then
-    [ -x .build-release/release/eino ] || swift build -c release --product eino --build-path .build-release
+    [ -x .build-release/release/eino ] || bash release/build.sh --product eino
     EINO=.build-release/release/eino
 fi
 EINO="$(realpath "$EINO")"

@@ -48,10 +48,10 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m, matplotlib; assert m
 fi
 
 # Release build of eino and eino-loadgen, in its own scratch path so it never disturbs .build,
-# with the Swift runtime linked in as the Dockerfile ships it.
+# built as the Dockerfile ships it (release/build.sh).
 echo "bench: building release binaries (.build-release)"
-swift build -c release --static-swift-stdlib --scratch-path .build-release --product eino
-swift build -c release --static-swift-stdlib --scratch-path .build-release --product eino-loadgen
+bash release/build.sh --product eino
+bash release/build.sh --product eino-loadgen
 
 if [ -z "${BENCH_COMMAND:-}" ]; then
     BENCH_COMMAND="make bench"
