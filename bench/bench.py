@@ -684,7 +684,8 @@ def write_markdown(path, meta, runs, summary, plotted):
     add(f"- **Eino:** `eino proxy --config` (static mode), `--threads 1`; client side: outbound listener, "
         f"TrafficSplit `web` → `web-v1` 100 / `web-v2` 0, {mtls} to the server side's inbound listener, which forwards "
         "to nginx over HTTP/1.1. Metrics on (always), tracing and access log off (their defaults). Same certificates "
-        "as Envoy's. Release build linked as the Dockerfile ships it (`--static-swift-stdlib`).")
+        "as Envoy's. Release build as the Dockerfile ships it (`release/build.sh`: Swift runtime linked in, the "
+        "code a proxy runs laid out together).")
     add(f"- **Load:** `wrk -t1 -c{WRK_CONNECTIONS}` (HTTP/1.1 keep-alive, closed loop) for maximum throughput; "
         f"`eino-loadgen` (bench's own open-loop generator: requests due at evenly spaced instants over "
         f"{LOADGEN_CONNECTIONS} keep-alive connections, each timed from the instant it was due, HdrHistogram) for "

@@ -48,8 +48,7 @@ def main():
         subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "valgrind"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     log("building eino-microbench (release, .build-release)")
-    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", ".build-release",
-                    "--product", "eino-microbench"], cwd=REPO, check=True)
+    subprocess.run(["bash", "release/build.sh", "--product", "eino-microbench"], cwd=REPO, check=True)
     pieces = [line.split("\t") for line in subprocess.run([BINARY, "--list"], capture_output=True, text=True,
                                                           check=True).stdout.splitlines()]
     log("timing, pinned to CPU 1")
