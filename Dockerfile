@@ -17,7 +17,7 @@ RUN apt-get update \
 WORKDIR /src
 # Resolve dependencies in their own layer, so a source change does not fetch them again.
 COPY Package.swift ./
-RUN swift package resolve
+RUN swift package --scratch-path .build-release resolve
 COPY . .
 # release/build.sh: the Swift runtime linked in, start-up and serving code packed together.
 RUN bash release/build.sh --product eino \

@@ -21,12 +21,14 @@ order=".build-eino-$(sha256sum release/eino.order.gz | cut -c1-12).order"
 compile=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections)
 link=(-Xswiftc -use-ld=lld -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs
       -Xlinker --symbol-ordering-file="$order" -Xlinker --no-warn-symbol-ordering)
-# swift build does not rebuild objects when only compiler flags change: start over when they do.
+# swift build does not rebuild objects when only compiler flags change: start over when they
+# do, keeping the fetched dependencies.
 scratch=.build-release
 stamp="$scratch/eino-compile-flags"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${compile[*]}" ]; then
-    rm -rf "$scratch"
     mkdir -p "$scratch"
+    find "$scratch" -mindepth 1 -maxdepth 1 ! -name checkouts ! -name repositories ! -name artifacts \
+        ! -name workspace-state.json -exec rm -rf {} +
     echo "${compile[*]}" > "$stamp"
 fi
 exec swift build -c release --static-swift-stdlib --scratch-path "$scratch" "${compile[@]}" "${link[@]}" "$@"
