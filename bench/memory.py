@@ -17,7 +17,6 @@ import datetime
 import http.server
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -26,17 +25,13 @@ import threading
 import time
 import urllib.request
 
+import bench  # the benchmark's free ports and certificates
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EINO = os.path.join(REPO, ".build-release", "release", "eino")
+EINO = bench.EINO
 OUT = os.path.join(REPO, "bench", "results", "memory.md")
 REQUESTS = 200
 STARTS = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -137,7 +132,7 @@ def send(port, count):
 
 
 def start_proxy(workdir, app_port, env):
-    ports = {name: free_port() for name in ["outbound", "inbound", "admin"]}
+    ports = {name: bench.free_port() for name in ["outbound", "inbound", "admin"]}
     out = open(os.path.join(workdir, "proxy.out"), "w")
     process = subprocess.Popen(
         ["taskset", "-c", "1", EINO, "proxy", "--config", os.path.join(workdir, "proxy.yaml"),
@@ -157,14 +152,12 @@ def main():
         sys.exit(f"memory: {EINO} is missing; `make bench` (bench/run.sh) builds it")
     binary = os.path.realpath(EINO)
     workdir = tempfile.mkdtemp(prefix="eino-memory-")
-    ca, certs = os.path.join(workdir, "ca"), os.path.join(workdir, "certs")
-    subprocess.run([EINO, "identity", "init", "--dir", ca, "--trust-domain", "cluster.local"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([EINO, "identity", "issue", "--dir", ca, "--service", "web-v1", "--out", certs], check=True, stdout=subprocess.DEVNULL)
+    certs = bench.make_certificates(workdir)
     with open(os.path.join(workdir, "proxy.yaml"), "w") as f:
         f.write(f"""apiVersion: proxy.eino.dev/v1alpha1
 kind: ProxyConfig
 identity: {{service: web-v1, namespace: default}}
-tls: {{caFile: {ca}/ca.pem, certFile: {certs}/web-v1.pem, keyFile: {certs}/web-v1.key}}
+tls: {{caFile: {certs['ca']}, certFile: {certs['server'][0]}, keyFile: {certs['server'][1]}}}
 services: []
 """)
     app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)

@@ -256,8 +256,7 @@ final class DemoChildren: @unchecked Sendable {
         return child
     }
 
-    /// SIGTERM to all, newest first, and wait for each (the proxies drain).
-    /// Stops the children newest first, each before the next, so sidecars deregister while
+    /// Stops the children (SIGTERM, then waits: the proxies drain) newest first, each before the next, so sidecars deregister while
     /// the control plane still answers.
     func stopAll() {
         let all = lock.withLock { children.reversed() as [DemoChild] }

@@ -8,7 +8,6 @@ import NIOCore
 /// A flush waits only for the rest of the current tick, never for a timer.
 final class FlushCoalescingHandler: ChannelOutboundHandler {
     typealias OutboundIn = NIOAny
-    typealias OutboundOut = NIOAny
 
     private var flushScheduled = false
 

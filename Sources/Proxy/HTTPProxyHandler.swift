@@ -81,7 +81,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The mTLS client for the current exchange's upstream (a mesh endpoint), if any.
     private var meshUpstream: MeshTLSClient?
 
-
     /// The copy of the current request for its mirrors, while the request is read.
     private var mirrorCopy: MirrorCopy?
     /// Compares the current primary response with its shadows', while it is streamed.

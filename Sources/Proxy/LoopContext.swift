@@ -93,8 +93,6 @@ final class LoopContext: @unchecked Sendable {
         }
     }
 
-    /// TrafficTarget authorization of an inbound request from `source` (nil: no verified
-    /// identity), counted when a policy is in force. Without one, everyone is admitted.
     /// The inbound route's metrics handle. Every HTTP/2 stream has a handler of its own, so
     /// the handle is kept here, not per handler, sparing each request the string-keyed lookup.
     func inboundRouteMetrics(tls: Bool) -> RouteMetrics {
@@ -106,6 +104,8 @@ final class LoopContext: @unchecked Sendable {
         return handle
     }
 
+    /// TrafficTarget authorization of an inbound request from `source` (nil: no verified
+    /// identity), counted when a policy is in force. Without one, everyone is admitted.
     func admitsRequest(from source: ServiceKey?, _ head: HTTPRequestHead) -> Bool {
         guard let policy = snapshot?.accessPolicy else { return true }
         let admitted = policy.admitsRequest(

@@ -472,14 +472,14 @@ public final class ProxyServer: @unchecked Sendable {
         try channel.pipeline.syncOperations.addHandler(InboundTLSRouter(tlsHandler: handler, halfClose: halfClose) { negotiated, peer, context in
             let channel = context.channel
             let pipeline = channel.pipeline.syncOperations
+            let meshPeer = peer.map(MeshPeer.init)
             switch negotiated {
             case MeshALPN.http2:
-                let meshPeer = peer.map(MeshPeer.init)
                 try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
                     HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshPeer: meshPeer)
                 }
             case MeshALPN.tcp, MeshALPN.tcpToPort:
-                guard loop.admitsConnection(from: peer.map { ServiceKey(name: $0.serviceAccount, namespace: $0.namespace) }) else {
+                guard loop.admitsConnection(from: meshPeer?.source) else {
                     channel.close(promise: nil)
                     return
                 }

@@ -100,7 +100,8 @@ final class Pods {
         return pod
     }
 
-    /// Makes `pod` meshed as `service`, in Kubernetes' order: `eino init` (IPv4 and IPv6) first (a connection opened before the rules exist, like the proxy's watch of the
+    /// Makes `pod` meshed as `service`, in Kubernetes' order: `eino init` (IPv4 and IPv6)
+    /// first (a connection opened before the rules exist, like the proxy's watch of the
     /// control plane, can have its next packet taken for a new connection and redirected),
     /// then the sidecar (control-plane mode, uid 7102, default ports, advertising the pod's IP).
     @discardableResult
