@@ -5,7 +5,8 @@ import Telemetry
 
 /// First handler of an HTTP/1 downstream connection: answers 408 and closes when a request
 /// head takes longer than `--header-timeout`. Sits before the HTTP decoder so it can write
-/// its answer as raw bytes whatever state the decoder is in.
+/// its answer as raw bytes whatever state the decoder is in. `HTTPProxyHandler` tells it
+/// directly when a head arrived and when an exchange completed (same connection, same loop).
 final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -14,8 +15,9 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private let timeout: TimeAmount
     private let onReject: () -> Void
-    private var machine = HeaderTimeoutStateMachine()
+    private var machine: HeaderTimeoutStateMachine?
     private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount, onReject: @escaping () -> Void) {
         self.timeout = timeout
@@ -23,51 +25,60 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         // A new connection is reading its first head from the start.
-        startTimer(context)
+        guard timeout > .zero else { return }
+        var machine = HeaderTimeoutStateMachine(timeout: timeout, now: .now())
+        let action = machine.start()
+        self.machine = machine
+        perform(action)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if machine.bytesReceived() == .startTimer { startTimer(context) }
-        if machine.state == .closed { return }
+        if machine != nil {
+            perform(machine!.bytesReceived(now: .now()))
+            if machine!.state == .closed { return }
+        }
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? ExchangeEvent else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
-        switch event {
-        case .headReceived:
-            if machine.headReceived() == .cancelTimer {
-                timer?.cancel()
-                timer = nil
-            }
-        case .exchangeCompleted:
-            _ = machine.exchangeCompleted()
-        }
-        promise?.succeed(())
+    func headReceived() {
+        machine?.headReceived()
     }
 
-    private func startTimer(_ context: ChannelHandlerContext) {
-        timer?.cancel()
-        guard timeout > .zero else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.machine.timerFired() == .reject else { return }
-            self.onReject()
+    func exchangeCompleted() {
+        machine?.exchangeCompleted()
+    }
+
+    private func perform(_ action: HeaderTimeoutStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .scheduleTimer(let deadline):
+            guard let context else { return }
+            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                guard let self, self.machine != nil else { return }
+                self.timer = nil
+                self.perform(self.machine!.timerFired(now: .now()))
+            }
+        case .reject:
+            guard let context else { return }
+            onReject()
             let body = "request header timeout\n"
             let text = "HTTP/1.1 408 Request Timeout\r\neino-error: request header timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }

@@ -24,12 +24,6 @@ struct MeshPeer {
     }
 }
 
-/// Events the HTTP handler sends toward the head of the pipeline, for `HeaderTimeoutHandler`.
-enum ExchangeEvent: Sendable {
-    case headReceived
-    case exchangeCompleted
-}
-
 /// Proxies HTTP exchanges from one downstream HTTP/1.1 connection (or one HTTP/2 stream)
 /// to upstream HTTP/1.1 connections, streaming both bodies with backpressure. Runs entirely
 /// on the connection's event loop; the upstream connections live on the same loop.
@@ -66,6 +60,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// The upstream agreed (101): both connections become an opaque relay after its end.
     private var switching = false
 
+    /// The HTTP/1 connection's slow-head guard, told when a head arrives and when an
+    /// exchange completes.
+    private let headerTimeout: HeaderTimeoutHandler?
     /// Where a transparently redirected connection was going, if it was.
     private let original: SocketAddress?
     /// The app's port a redirected connection was going to, written once for `eino-dst-port`.
@@ -90,8 +87,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Trace context and access log for the current exchange.
     private var telemetry = ExchangeTelemetry()
 
-    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, original: SocketAddress? = nil, fromMesh: Bool = false, meshPeer: MeshPeer? = nil) {
+    init(loop: LoopContext, direction: TrafficDirection, isHTTP2: Bool, original: SocketAddress? = nil, fromMesh: Bool = false, meshPeer: MeshPeer? = nil,
+         headerTimeout: HeaderTimeoutHandler? = nil) {
         self.loop = loop
+        self.headerTimeout = headerTimeout
         self.direction = direction
         self.isHTTP2 = isHTTP2
         self.original = original
@@ -117,7 +116,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             case .protocolError:
                 context.close(promise: nil)
             case .route:
-                if !isHTTP2 { context.triggerUserOutboundEvent(ExchangeEvent.headReceived, promise: nil) }
+                headerTimeout?.headReceived()
                 begin(head, context: context)
             }
         case .body(let buffer):
@@ -591,7 +590,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             loop.release(upstream, reusable: reusable)
         }
         buffered.removeAll()
-        if !isHTTP2 { context?.triggerUserOutboundEvent(ExchangeEvent.exchangeCompleted, promise: nil) }
+        headerTimeout?.exchangeCompleted()
         resumeDownstreamReads()
     }
 

@@ -339,16 +339,17 @@ public final class ProxyServer: @unchecked Sendable {
         }
         switch detected {
         case .http1:
-            try pipeline.addHandler(HeaderTimeoutHandler(timeout: configuration.headerTimeout) {
+            let headerTimeout = HeaderTimeoutHandler(timeout: configuration.headerTimeout) {
                 loop.metrics.proxyError(direction: direction.rawValue, cause: ProxyError.headerTimeout.metricCause)
-            })
+            }
+            try pipeline.addHandler(headerTimeout)
             var limits = NIOHTTPDecoderLimitConfiguration()
             limits.maxHeaderListSize = configuration.maxHeaderBytes
             limits.maxHeaderFieldSize = configuration.maxHeaderBytes
             try pipeline.configureHTTPServerPipeline(
                 position: .last, withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, original: original))
+            try pipeline.addHandler(HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: false, original: original, headerTimeout: headerTimeout))
         case .http2:
             try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
                 HTTPProxyHandler(loop: loop, direction: direction, isHTTP2: true, original: original)

@@ -1,3 +1,4 @@
+import NIOCore
 @testable import Proxy
 import Testing
 
@@ -33,19 +34,49 @@ import Testing
 }
 
 @Suite struct HeaderTimeoutTests {
+    static func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds) * 1_000_000_000) }
+
     @Test func clockRunsOnlyWhileAHeadIsRead() {
-        var machine = HeaderTimeoutStateMachine()
-        #expect(machine.state == .readingHead)
-        do { let result = machine.bytesReceived(); #expect(result == .none) }
-        do { let result = machine.headReceived(); #expect(result == .cancelTimer) }
-        do { let result = machine.timerFired(); #expect(result == .none) }
-        do { let result = machine.exchangeCompleted(); #expect(result == .none) }
+        var machine = HeaderTimeoutStateMachine(timeout: .seconds(10), now: Self.at(100))
+        #expect(machine.state == .readingHead(deadline: Self.at(110)))
+        do { let result = machine.start(); #expect(result == .scheduleTimer(Self.at(110))) }
+        do { let result = machine.bytesReceived(now: Self.at(101)); #expect(result == .none) }
+        machine.headReceived()
+        do { let result = machine.timerFired(now: Self.at(110)); #expect(result == .none) }
+        machine.exchangeCompleted()
         #expect(machine.state == .idle)
-        do { let result = machine.timerFired(); #expect(result == .none) }
-        do { let result = machine.bytesReceived(); #expect(result == .startTimer) }
-        do { let result = machine.timerFired(); #expect(result == .reject) }
+        do { let result = machine.timerFired(now: Self.at(111)); #expect(result == .none) }
+        do { let result = machine.bytesReceived(now: Self.at(200)); #expect(result == .scheduleTimer(Self.at(210))) }
+        do { let result = machine.timerFired(now: Self.at(210)); #expect(result == .reject) }
         #expect(machine.state == .closed)
-        do { let result = machine.headReceived(); #expect(result == .none) }
+        machine.headReceived()
+        #expect(machine.state == .closed)
+    }
+
+    /// Back-to-back requests on a keep-alive connection share one timer: it is scheduled
+    /// once, and when it fires before the current head's deadline it is set for that one.
+    @Test func oneTimerServesManyRequests() {
+        var machine = HeaderTimeoutStateMachine(timeout: .seconds(10), now: Self.at(0))
+        do { let result = machine.start(); #expect(result == .scheduleTimer(Self.at(10))) }
+        for second in Int64(1)...9 {
+            machine.headReceived()
+            machine.exchangeCompleted()
+            do { let result = machine.bytesReceived(now: Self.at(second)); #expect(result == .none) }
+        }
+        #expect(machine.state == .readingHead(deadline: Self.at(19)))
+        do { let result = machine.timerFired(now: Self.at(10)); #expect(result == .scheduleTimer(Self.at(19))) }
+        do { let result = machine.timerFired(now: Self.at(19)); #expect(result == .reject) }
+    }
+
+    /// A timer that lapsed (no head was being read when it fired) is scheduled again by
+    /// the next request's first byte.
+    @Test func aLapsedTimerIsScheduledAgain() {
+        var machine = HeaderTimeoutStateMachine(timeout: .seconds(10), now: Self.at(0))
+        _ = machine.start()
+        machine.headReceived()
+        do { let result = machine.timerFired(now: Self.at(10)); #expect(result == .none) }
+        machine.exchangeCompleted()
+        do { let result = machine.bytesReceived(now: Self.at(30)); #expect(result == .scheduleTimer(Self.at(40))) }
     }
 }
 
