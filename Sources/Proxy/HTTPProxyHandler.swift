@@ -208,6 +208,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             timeout = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
         }
 
+        // A peer proxy's fields, which no HTTP/2 validation checked (ReceivedFields).
+        if fromMesh, !ReceivedFields.areValid(incoming.headers) {
+            answer(.badRequest)
+            return
+        }
         var head = incoming
         telemetry.begin(&head, direction: direction, loop: loop)
         let target: EndpointState
@@ -390,6 +395,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 switched.headers.replaceOrAdd(name: "connection", value: "upgrade")
                 switched.version = responseVersion
                 context.writeAndFlush(wrapOutboundOut(.head(switched)), promise: nil)
+                return
+            }
+            // A peer proxy's fields, which no HTTP/2 validation checked (ReceivedFields): a
+            // malformed response is a reset stream, answered 502 once the stream is closed.
+            if meshUpstream != nil, upstream?.isStream == true, !ReceivedFields.areValid(head.headers) {
+                upstream?.channel.close(promise: nil)
                 return
             }
             if head.status.code < 200 { return }  // 1xx: answered or dropped already

@@ -476,7 +476,7 @@ public final class ProxyServer: @unchecked Sendable {
             let meshPeer = peer.map(MeshPeer.init)
             switch negotiated {
             case MeshALPN.http2:
-                try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes) {
+                try serveHTTP2(on: channel, maxHeaderBytes: configuration.maxHeaderBytes, fromMesh: true) {
                     HTTPProxyHandler(loop: loop, direction: .inbound, isHTTP2: true, fromMesh: true, meshPeer: meshPeer)
                 }
             case MeshALPN.tcp, MeshALPN.tcpToPort:
@@ -658,10 +658,12 @@ func originalDestination(of channel: Channel) -> SocketAddress? {
 
 /// Serves HTTP/2 on a connection whose protocol is known: every stream becomes HTTP/1 parts
 /// for its own proxy handler. An h2 client's EOF ends the connection (half-closure is for
-/// opaque TCP). Called on the channel's event loop.
-func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, makeHandler: @escaping @Sendable () -> HTTPProxyHandler) throws {
+/// opaque TCP). Called on the channel's event loop. `fromMesh`: the client is a peer proxy,
+/// whose header blocks `HTTPProxyHandler` checks itself (ReceivedFields).
+func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, fromMesh: Bool = false, makeHandler: @escaping @Sendable () -> HTTPProxyHandler) throws {
     try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
     var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    if fromMesh { connection.headerBlockValidation = .disabled }
     connection.initialSettings = [
         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
         HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),

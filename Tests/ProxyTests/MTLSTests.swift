@@ -84,6 +84,26 @@ import Testing
         #expect(try server.metric("eino_responses_total{direction=\"inbound\",service=\"web\",backend=\"web\",tls=\"true\",status_code=\"200\",classification=\"success\"}") == 3)
     }
 
+    /// Mesh connections leave header checks to the proxy (ReceivedFields): a peer's request
+    /// with a field no HTTP/2 stack may send is answered 400 and never reaches the app.
+    @Test func aPeerRequestWithAMalformedFieldIsRefused() throws {
+        let certificates = try Certificates(services: ["client", "web"])
+        let app = try Upstream("web-app")
+        let server = try RunningProxy(config: Self.serverConfig(certificates, certificate: "web"), app: app.address)
+        func send(_ name: String, _ value: String) throws -> [String] {
+            let output = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/python3"), [
+                scripts.appendingPathComponent("h2_mesh_request.py").path, server.inbound,
+                certificates.certFile("client"), certificates.keyFile("client"), certificates.caFile, name, value])
+            return output.stdout.split(separator: "\n").map(String.init)
+        }
+        #expect(try send("x-fine", "ok") == ["200", "-"])
+        #expect(try send("x-injected", "a\\r\\nx-smuggled: 1") == ["400", "bad request"])
+        #expect(try send("X-Upper", "a") == ["400", "bad request"])
+        #expect(try send("x bad", "a") == ["400", "bad request"])
+        #expect(try send("x-nul", "a\\x00b") == ["400", "bad request"])
+        #expect(try server.metric("eino_proxy_errors_total{direction=\"inbound\",cause=\"bad_request\"}") == 4)
+    }
+
     @Test func aProxyHoldingAnotherIdentityIsRefused() throws {
         let certificates = try Certificates(services: ["client", "db"])
         let app = try Upstream("db-app")
