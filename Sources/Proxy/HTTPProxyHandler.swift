@@ -132,6 +132,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             case .discard: break
             }
         case .end(let trailers):
+            // Malformed trailers from a peer proxy (ReceivedFields): the stream is reset.
+            if fromMesh, let trailers, !ReceivedFields.areValid(trailers) {
+                context.close(promise: nil)
+                return
+            }
             let (action, complete) = machine.requestEnd()
             switch action {
             case .buffer: buffered.append(.end(trailers))
@@ -429,6 +434,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
         case .end(let trailers):
+            // Malformed trailers from a peer proxy (ReceivedFields): the response is cut.
+            if meshUpstream != nil, upstream?.isStream == true, let trailers, !ReceivedFields.areValid(trailers) {
+                abort()
+                return
+            }
             if switching {
                 // Leave the decoders' call stacks before taking them out of the pipelines.
                 context.eventLoop.assumeIsolated().execute { self.switchToRelay() }
