@@ -13,25 +13,20 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let timeout: TimeAmount
     private let onReject: () -> Void
-    private var machine: HeaderTimeoutStateMachine?
+    private var machine: HeaderTimeoutStateMachine
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
+    /// Made as the connection is set up: its first head is read from now.
     init(timeout: TimeAmount, onReject: @escaping () -> Void) {
-        self.timeout = timeout
+        machine = HeaderTimeoutStateMachine(timeout: timeout, now: .now())
         self.onReject = onReject
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // A new connection is reading its first head from the start.
-        guard timeout > .zero else { return }
-        var machine = HeaderTimeoutStateMachine(timeout: timeout, now: .now())
-        let action = machine.start()
-        self.machine = machine
-        perform(action)
+        perform(machine.start())
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -47,19 +42,17 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if machine != nil {
-            perform(machine!.bytesReceived(now: .now()))
-            if machine!.state == .closed { return }
-        }
+        perform(machine.bytesReceived(now: .now()))
+        if machine.state == .closed { return }
         context.fireChannelRead(data)
     }
 
     func headReceived() {
-        machine?.headReceived()
+        machine.headReceived()
     }
 
     func exchangeCompleted() {
-        machine?.exchangeCompleted()
+        machine.exchangeCompleted()
     }
 
     private func perform(_ action: HeaderTimeoutStateMachine.Action) {
@@ -69,9 +62,9 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .scheduleTimer(let deadline):
             guard let context else { return }
             timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                guard let self, self.machine != nil else { return }
+                guard let self else { return }
                 self.timer = nil
-                self.perform(self.machine!.timerFired(now: .now()))
+                self.perform(self.machine.timerFired(now: .now()))
             }
         case .reject:
             guard let context else { return }

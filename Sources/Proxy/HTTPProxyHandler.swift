@@ -209,14 +209,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         requestBodyless = true
         requestVersion = incoming.version
         keepAlive = isHTTP2 || incoming.isKeepAlive
-        if let requestTimeout = loop.configuration.requestTimeout, requestTimeout > .zero {
-            timeout = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
-        }
-
         // A peer proxy's fields, which no HTTP/2 validation checked (ReceivedFields).
         if fromMesh, !ReceivedFields.areValid(incoming.headers) {
             answer(.badRequest)
             return
+        }
+        if let requestTimeout = loop.configuration.requestTimeout, requestTimeout > .zero {
+            timeout = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in self?.timedOut() }
         }
         var head = incoming
         telemetry.begin(&head, direction: direction, loop: loop)
@@ -402,9 +401,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 context.writeAndFlush(wrapOutboundOut(.head(switched)), promise: nil)
                 return
             }
-            // A peer proxy's fields, which no HTTP/2 validation checked (ReceivedFields): a
-            // malformed response is a reset stream, answered 502 once the stream is closed.
-            if meshUpstream != nil, upstream?.isStream == true, !ReceivedFields.areValid(head.headers) {
+            // A peer proxy's fields (a mesh upstream is always an HTTP/2 stream), which no
+            // HTTP/2 validation checked (ReceivedFields): a malformed response is a reset
+            // stream, answered 502 once the stream is closed.
+            if meshUpstream != nil, !ReceivedFields.areValid(head.headers) {
                 upstream?.channel.close(promise: nil)
                 return
             }
@@ -435,7 +435,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
         case .end(let trailers):
             // Malformed trailers from a peer proxy (ReceivedFields): the response is cut.
-            if meshUpstream != nil, upstream?.isStream == true, let trailers, !ReceivedFields.areValid(trailers) {
+            if meshUpstream != nil, let trailers, !ReceivedFields.areValid(trailers) {
                 abort()
                 return
             }

@@ -7,7 +7,7 @@ import NIOCore
 /// back-to-back requests would otherwise schedule and cancel a timer for every one. One
 /// timer runs at a time; when it fires early (the head it was set for arrived, and another
 /// is now being read) it is set again for the current deadline, and when no head is being
-/// read it lapses.
+/// read it lapses. A timeout of zero or less turns the guard off: no timer is ever asked for.
 public struct HeaderTimeoutStateMachine: Sendable {
     public enum State: Sendable, Equatable {
         /// Between requests with no byte of the next one yet: no clock runs (idle keep-alive).
@@ -71,7 +71,7 @@ public struct HeaderTimeoutStateMachine: Sendable {
     }
 
     private mutating func schedule(_ deadline: NIODeadline) -> Action {
-        guard !timerPending else { return .none }
+        guard !timerPending, timeout > .zero else { return .none }
         timerPending = true
         return .scheduleTimer(deadline)
     }

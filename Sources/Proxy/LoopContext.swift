@@ -287,11 +287,8 @@ final class LoopContext: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { handshakes.future = try self.addMeshTLS(to: channel, client: tls, expecting: expected) }
                     try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-                    // A peer proxy's header blocks are checked by HTTPProxyHandler (ReceivedFields).
-                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                    if tls != nil { connection.headerBlockValidation = .disabled }
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
+                        mode: .client, connectionConfiguration: tls == nil ? .init() : .mesh, streamConfiguration: .init()
                     ) { stream in stream.close() }
                     try channel.pipeline.syncOperations.addHandler(MultiplexerHolder(multiplexer))
                     try channel.pipeline.syncOperations.addHandler(GoAwayWatcher())

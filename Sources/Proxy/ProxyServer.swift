@@ -662,8 +662,7 @@ func originalDestination(of channel: Channel) -> SocketAddress? {
 /// whose header blocks `HTTPProxyHandler` checks itself (ReceivedFields).
 func serveHTTP2(on channel: Channel, maxHeaderBytes: Int, fromMesh: Bool = false, makeHandler: @escaping @Sendable () -> HTTPProxyHandler) throws {
     try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-    var connection = NIOHTTP2Handler.ConnectionConfiguration()
-    if fromMesh { connection.headerBlockValidation = .disabled }
+    var connection: NIOHTTP2Handler.ConnectionConfiguration = fromMesh ? .mesh : .init()
     connection.initialSettings = [
         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
         HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),

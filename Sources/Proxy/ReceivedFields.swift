@@ -1,4 +1,5 @@
 import NIOHTTP1
+import NIOHTTP2
 
 /// The header fields a peer proxy sent over the mesh, checked as RFC 9113 §8.2 asks before
 /// they reach an HTTP/1 side: names are lower-case tokens, values hold no NUL, CR or LF.
@@ -39,5 +40,14 @@ public enum ReceivedFields {
             for byte in bytes where byte == 0x00 || byte == 0x0A || byte == 0x0D { return false }
             return true
         }
+    }
+}
+
+extension NIOHTTP2Handler.ConnectionConfiguration {
+    /// A connection to or from a peer proxy: header blocks are left to `ReceivedFields`.
+    static var mesh: Self {
+        var configuration = Self()
+        configuration.headerBlockValidation = .disabled
+        return configuration
     }
 }
