@@ -49,8 +49,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("join-token"), help: "One-use join token from `eino token create` (env EINO_JOIN_TOKEN).")
     var joinTokenFlag: String?
 
-    var control: String? { controlFlag ?? ProcessInfo.processInfo.environment["EINO_CONTROL"] }
-    var joinToken: String? { joinTokenFlag ?? ProcessInfo.processInfo.environment["EINO_JOIN_TOKEN"] }
+    var control: String? { controlFlag ?? environmentValue("EINO_CONTROL") }
+    var joinToken: String? { joinTokenFlag ?? environmentValue("EINO_JOIN_TOKEN") }
 
     @Option(name: .customLong("join-token-file"), help: "File holding the join token.")
     var joinTokenFile: String?
@@ -149,7 +149,11 @@ struct ProxyCommand: AsyncParsableCommand {
         if text.isEmpty { return [] }
         var ports = Set<Int>()
         for part in text.split(separator: ",") {
-            guard let port = Int(part.trimmingCharacters(in: .whitespaces)), (1...65535).contains(port) else { return nil }
+            // Spaces and tabs by hand: Foundation's `.whitespaces` loads Unicode tables at start-up.
+            var digits = part
+            while digits.first == " " || digits.first == "\t" { digits.removeFirst() }
+            while digits.last == " " || digits.last == "\t" { digits.removeLast() }
+            guard let port = Int(digits), (1...65535).contains(port) else { return nil }
             ports.insert(port)
         }
         return ports
@@ -284,4 +288,10 @@ struct RunningLink {
         await link.deregister(within: .seconds(2))
         task.cancel()
     }
+}
+
+/// One environment variable, without `ProcessInfo.environment` copying all of them into a
+/// dictionary at every start.
+private func environmentValue(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
 }

@@ -40,13 +40,21 @@ public enum ManifestDecoder {
         return decode(text, file: file)
     }
 
+    /// The YAML parser for manifests and the static config. `Resolver.basic`: plain scalars
+    /// keep their implicit tag and `ScalarTag` resolves them, so Yams's regular expressions
+    /// (and ICU behind them) never load. UTF-8: the text was checked as UTF-8, and Yams would
+    /// otherwise read the environment to choose.
+    public static func yamlParser(_ text: String) throws -> Parser {
+        try Parser(yaml: text, resolver: .basic, encoding: .utf8)
+    }
+
     public static func decode(_ text: String, file: String) -> DecodedManifests {
         var result = DecodedManifests()
         guard text.utf8.count <= maxStreamBytes else {
             return streamFailure(file: file, line: 1, "larger than \(maxStreamBytes >> 20) MiB")
         }
         do {
-            let parser = try Parser(yaml: text)
+            let parser = try yamlParser(text)
             while let root = try parser.nextRoot() {
                 let index = result.documents.count + 1
                 result.documents.append(decodeDocument(root, file: file, index: index))

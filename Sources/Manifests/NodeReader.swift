@@ -220,5 +220,15 @@ struct MappingReader {
 
 extension Node {
     /// The resolved tag (`str`, `int`, `float`, `bool`, `null`, …) of this node.
-    var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
+    ///
+    /// A plain scalar's tag is still implicit (the parsers use `Resolver.basic`, which never
+    /// runs) and `ScalarTag` resolves it; a quoted or block scalar is a string.
+    var tagName: Tag.Name {
+        guard case .scalar(let scalar) = self else { return Tag.Name(rawValue: tag.rawValue) }
+        switch scalar.tag.rawValue {
+        case Tag.Name.implicit.rawValue: return ScalarTag.resolve(scalar.string)
+        case Tag.Name.nonSpecific.rawValue: return .str
+        case let explicit: return Tag.Name(rawValue: explicit)
+        }
+    }
 }

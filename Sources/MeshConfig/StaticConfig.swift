@@ -44,7 +44,7 @@ public struct StaticProxyConfig: Sendable {
         // one, which is not an SMI kind, is ignored.
         let first: Node?
         do {
-            first = try Parser(yaml: text).nextRoot()
+            first = try ManifestDecoder.yamlParser(text).nextRoot()
         } catch {
             first = nil  // reported by the manifest decoder below, with its line
         }
