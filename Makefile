@@ -56,13 +56,14 @@ microbench: deps
 	python3 bench/microbench.py
 
 # release/eino.order.gz, the functions a proxy runs, which release/build.sh lays out first (see
-# there): both benchmark proxies under callgrind. Regenerate after large changes to the proxy.
+# there): both benchmark proxies under callgrind (orderfile.py builds what it profiles, with a
+# link map), then the release binary relinked with the new list. Regenerate after large changes.
 .PHONY: orderfile
 orderfile: deps
 	@command -v valgrind >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind nginx; }
-	bash release/build.sh --product eino
 	python3 release/orderfile.py
+	bash release/build.sh --product eino
 
 # Where an idle proxy's resident memory goes (bench/memory.py, root: reads /proc/PID/pagemap):
 # written to bench/results/memory.md, which BENCHMARKS.md carries. Needs `make bench`'s build.

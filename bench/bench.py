@@ -116,6 +116,19 @@ def cpu_model():
     return "unknown"
 
 
+def tls_handshake(port, certs):
+    """A client-certificate TLS handshake offering h2, then a close without a request, as an
+    mTLS peer's health probe does: (TLS version, ALPN protocol) the listener chose."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(certs["ca"])
+    context.load_cert_chain(*certs["client"])
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+        with context.wrap_socket(raw) as tls:
+            return tls.version(), tls.selected_alpn_protocol()
+
+
 def http_get(url, host=None, timeout=2.0):
     request = urllib.request.Request(url, headers={"Host": host} if host else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -426,15 +439,8 @@ class Run:
     def check_eino_tls(self):
         """With EINO_MTLS=1 the server proxy's inbound must actually speak mTLS 1.3 with ALPN h2,
         and the request already sent through both proxies must have crossed that hop over it."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.load_verify_locations(self.certs["ca"])
-        context.load_cert_chain(*self.certs["client"])
-        context.set_alpn_protocols(["h2"])
         try:
-            with socket.create_connection(("127.0.0.1", self.ports["eino_server_in"]), timeout=2) as raw:
-                with context.wrap_socket(raw) as tls:
-                    version, alpn = tls.version(), tls.selected_alpn_protocol()
+            version, alpn = tls_handshake(self.ports["eino_server_in"], self.certs)
         except (ssl.SSLError, OSError) as error:
             raise RuntimeError(f"EINO_MTLS=1 but the eino server proxy's inbound does not speak mTLS: {error}")
         if version != "TLSv1.3" or alpn != "h2":
