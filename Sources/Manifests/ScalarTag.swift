@@ -10,8 +10,8 @@ import Yams
 /// it against Yams's rules.
 enum ScalarTag {
     static func resolve(_ text: String) -> Tag.Name {
+        if bools.contains(text) { return .bool }
         let bytes = Array(text.utf8)
-        if isBool(bytes) { return .bool }
         if isInt(bytes[...]) { return .int }
         if isFloat(bytes[...]) { return .float }
         if text == "<<" { return .merge }
@@ -25,10 +25,6 @@ enum ScalarTag {
         "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE",
         "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
     ]
-
-    private static func isBool(_ bytes: [UInt8]) -> Bool {
-        bytes.count <= 5 && bools.contains(String(decoding: bytes, as: UTF8.self))
-    }
 
     private static func isNull(_ text: String) -> Bool {
         text.isEmpty || text == "~" || text == "null" || text == "Null" || text == "NULL"
@@ -50,7 +46,7 @@ enum ScalarTag {
             }
         }
         guard isDigit(first) else { return false }
-        let whole = bytes.prefix { isDigit($0) || $0 == 0x5F }
+        let whole = bytes.prefix(while: isDigitOrUnderscore)
         if whole.count == bytes.count { return true }
         return isSexagesimalTail(bytes[whole.endIndex...]) == bytes.endIndex
     }
@@ -65,20 +61,20 @@ enum ScalarTag {
         if unsigned == ".inf" || unsigned == ".Inf" || unsigned == ".INF" { return true }
         if all.first == UInt8(ascii: ".") {
             // No sign, at least one digit or underscore, an exponent only with its sign.
-            let digits = all.dropFirst().prefix { isDigit($0) || $0 == 0x5F }
+            let digits = all.dropFirst().prefix(while: isDigitOrUnderscore)
             if !digits.isEmpty && isExponent(all[digits.endIndex...], signRequired: true) { return true }
         }
         guard let first = signed.first, isDigit(first) else { return false }
-        let whole = signed.prefix { isDigit($0) || $0 == 0x5F }
+        let whole = signed.prefix(while: isDigitOrUnderscore)
         var rest = signed[whole.endIndex...]
         if rest.first == UInt8(ascii: ".") {
-            rest = rest.dropFirst().drop { isDigit($0) || $0 == 0x5F }
+            rest = rest.dropFirst().drop(while: isDigitOrUnderscore)
         }
         if isExponent(rest, signRequired: false) { return true }
         // Sexagesimal with a fraction: the point is required.
         let afterColons = isSexagesimalTail(signed[whole.endIndex...])
         guard let afterColons, signed[afterColons...].first == UInt8(ascii: ".") else { return false }
-        return isRun(signed[(afterColons + 1)...], of: { isDigit($0) || $0 == 0x5F }, allowingEmpty: true)
+        return isRun(signed[(afterColons + 1)...], of: isDigitOrUnderscore, allowingEmpty: true)
     }
 
     /// `[0-9]{4}-[0-9]{2}-[0-9]{2}`, or `[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}` then `T`, `t` or
@@ -107,6 +103,7 @@ enum ScalarTag {
     // MARK: pieces
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+    private static func isDigitOrUnderscore(_ byte: UInt8) -> Bool { isDigit(byte) || byte == 0x5F }
     private static func isOctalOrUnderscore(_ byte: UInt8) -> Bool { (byte >= 0x30 && byte <= 0x37) || byte == 0x5F }
     private static func isHexDigit(_ byte: UInt8) -> Bool {
         isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
@@ -141,7 +138,7 @@ enum ScalarTag {
         var index = bytes.startIndex
         var groups = 0
         while index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") {
-            let digits = bytes[(index + 1)...].prefix { isDigit($0) }
+            let digits = bytes[(index + 1)...].prefix(while: isDigit)
             switch digits.count {
             case 1: break
             case 2 where digits.first! <= UInt8(ascii: "5"): break
@@ -173,7 +170,7 @@ enum ScalarTag {
 
         /// Consumes the digits there are; their count when it is within `range`.
         mutating func digitCount(_ range: ClosedRange<Int>) -> Int? {
-            let digits = bytes.prefix { $0 >= 0x30 && $0 <= 0x39 }
+            let digits = bytes.prefix(while: ScalarTag.isDigit)
             guard range.contains(digits.count) else { return nil }
             bytes = bytes[digits.endIndex...]
             return digits.count
