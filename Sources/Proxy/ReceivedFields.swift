@@ -1,3 +1,4 @@
+import Manifests
 import NIOHTTP1
 import NIOHTTP2
 
@@ -23,14 +24,7 @@ public enum ReceivedFields {
     static func isValidName(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { bytes in
-            guard !bytes.isEmpty else { return false }
-            for byte in bytes {
-                switch byte {
-                case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x5E...0x7A, 0x7C, 0x7E: continue
-                default: return false
-                }
-            }
-            return true
+            !bytes.isEmpty && bytes.allSatisfy { Names.isTokenByte($0) && !(0x41...0x5A).contains($0) }
         }
     }
 

@@ -37,7 +37,7 @@ import Yams
     /// fixed-seed generator picks.
     @Test func resolvesRandomStringsLikeYams() {
         let alphabet = Array("0123456789_-+.:eExobaTtZ ~<=nlfi")
-        var generator = SplitMix(seed: 0x5CA1A7)
+        var generator = DecoderRobustnessTests.SeededGenerator(state: 0x5CA1A7)
         var mismatches: [String] = []
         for _ in 0..<20_000 {
             let length = Int(generator.next() % 12)
@@ -48,25 +48,12 @@ import Yams
     }
 
     @Test func aQuotedOrTaggedScalarKeepsItsTag() throws {
-        let root = try #require(try Parser(yaml: "a: '80'\nb: 80\nc: !!str 80\nd: |\n  80\ne: null\n", resolver: .basic).nextRoot())
+        let root = try #require(try ManifestDecoder.yamlParser("a: '80'\nb: 80\nc: !!str 80\nd: |\n  80\ne: null\n").nextRoot())
         guard case .mapping(let mapping) = root else { Issue.record("not a mapping"); return }
         let tags = mapping.map { "\($0.key.scalar?.string ?? ""): \($0.value.tagName.rawValue)" }
         #expect(tags == [
             "a: tag:yaml.org,2002:str", "b: tag:yaml.org,2002:int", "c: tag:yaml.org,2002:str",
             "d: tag:yaml.org,2002:str", "e: tag:yaml.org,2002:null",
         ])
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failure names the same strings every run.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
