@@ -48,7 +48,7 @@ struct AdminAuthentication: RouterMiddleware {
 /// Routes of the admin API: apply, get, delete. See docs/api.md.
 enum AdminRoutes {
     static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, registry: Registry,
-                    telemetry: TelemetryAggregator) {
+                    telemetry: TelemetryAggregator, clusterDomain: String) {
         group.get("stat") { request, _ -> Response in
             let window = request.uri.queryParameters.get("window") ?? "1m"
             guard let seconds = TelemetryAggregator.windows[window] else {
@@ -86,7 +86,7 @@ enum AdminRoutes {
             var resources: [Resource] = []
             var problems: [ManifestProblem] = []
             for file in body.files {
-                let decoded = ManifestDecoder.decode(bytes: Array(file.content.utf8), file: file.name)
+                let decoded = ManifestDecoder.decode(bytes: Array(file.content.utf8), file: file.name, clusterDomain: clusterDomain)
                 resources += decoded.resources
                 problems += decoded.problems
             }
@@ -102,7 +102,7 @@ enum AdminRoutes {
             var ids: [ResourceID] = []
             var problems: [ManifestProblem] = []
             for file in body.files {
-                let decoded = ManifestDecoder.decode(bytes: Array(file.content.utf8), file: file.name)
+                let decoded = ManifestDecoder.decode(bytes: Array(file.content.utf8), file: file.name, clusterDomain: clusterDomain)
                 ids += decoded.resources.map(\.id)
                 problems += decoded.problems
             }

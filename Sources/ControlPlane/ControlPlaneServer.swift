@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTLS
 import Identity
 import Logging
+import Manifests
 import NIOCore
 import NIOSSL
 
@@ -17,15 +18,18 @@ public struct ControlPlaneServer: Sendable {
         public var caDirectory: String?
         /// Extra DNS names or IP addresses clients may use to reach the control plane.
         public var serverNames: [String]
+        /// What fully qualified service references in manifests end in.
+        public var clusterDomain: String
 
         public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 7443, trustDomain: String = "cluster.local",
-                    caDirectory: String? = nil, serverNames: [String] = []) {
+                    caDirectory: String? = nil, serverNames: [String] = [], clusterDomain: String = ServiceReference.defaultClusterDomain) {
             self.dataDirectory = dataDirectory
             self.host = host
             self.port = port
             self.trustDomain = trustDomain
             self.caDirectory = caDirectory
             self.serverNames = serverNames
+            self.clusterDomain = clusterDomain
         }
     }
 
@@ -63,7 +67,7 @@ public struct ControlPlaneServer: Sendable {
         }
         ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher, telemetry: telemetry, mirrors: mirrors)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
-        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry, telemetry: telemetry)
+        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry, telemetry: telemetry, clusterDomain: options.clusterDomain)
         MirrorRoutes.add(to: admin, ledger: mirrors)
 
         // Every committed store state and every registry change reaches the watchers.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import Manifests
 import MeshConfig
 
 /// `eino control --data-dir DIR`: the control plane (CLI.md).
@@ -26,6 +27,9 @@ struct ControlCommand: AsyncParsableCommand {
     @Option(help: "Use the CA in this directory (ca.pem, ca.key) instead of creating one.")
     var caDir: String?
 
+    @Option(help: "What fully qualified service names in manifests end in (NAME.NS.svc.DOMAIN).")
+    var clusterDomain = ServiceReference.defaultClusterDomain
+
     @Option(name: .customLong("server-name"), help: "Another DNS name or IP clients use for the control plane (repeatable).")
     var serverNames: [String] = []
 
@@ -33,8 +37,11 @@ struct ControlCommand: AsyncParsableCommand {
         guard case .success(let (host, port)) = Endpoint.parseAddress(listen) else {
             throw ValidationError("--listen must be HOST:PORT, got \(listen)")
         }
+        if let problem = ServiceReference.clusterDomainProblem(clusterDomain) {
+            throw ValidationError("--cluster-domain: \(problem)")
+        }
         let server = ControlPlaneServer(.init(
-            dataDirectory: dataDir, host: host, port: port, trustDomain: trustDomain, caDirectory: caDir, serverNames: serverNames))
+            dataDirectory: dataDir, host: host, port: port, trustDomain: trustDomain, caDirectory: caDir, serverNames: serverNames, clusterDomain: clusterDomain))
         do {
             try await server.run { address in
                 print("eino control ready listen=\(address)")

@@ -21,9 +21,15 @@ struct ValidateCommand: ParsableCommand {
     @Argument(help: "More files or directories.")
     var paths: [String] = []
 
+    @Option(help: "What fully qualified service names end in (NAME.NS.svc.DOMAIN), as the control plane's --cluster-domain.")
+    var clusterDomain = ServiceReference.defaultClusterDomain
+
     func validate() throws {
         if files.isEmpty && paths.isEmpty {
             throw ValidationError("give at least one file, directory or - with -f")
+        }
+        if let problem = ServiceReference.clusterDomainProblem(clusterDomain) {
+            throw ValidationError("--cluster-domain: \(problem)")
         }
     }
 
@@ -32,7 +38,7 @@ struct ValidateCommand: ParsableCommand {
         var problems = inputs.problems
         var resources: [Resource] = []
         for input in inputs.streams {
-            let decoded = ManifestDecoder.decode(bytes: input.bytes, file: input.name)
+            let decoded = ManifestDecoder.decode(bytes: input.bytes, file: input.name, clusterDomain: clusterDomain)
             problems += decoded.problems
             resources += decoded.resources
         }

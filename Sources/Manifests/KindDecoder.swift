@@ -14,6 +14,8 @@ struct KindDecoder {
     let version: Version
     /// The resource's namespace: default for subjects that name none.
     let namespace: String
+    /// What the fully qualified spelling of a service reference ends in.
+    let clusterDomain: String
 
     // MARK: TrafficSplit
 
@@ -342,10 +344,15 @@ struct KindDecoder {
         }
     }
 
+    /// A service reference in any of its spellings (``ServiceReference``), as its short name.
     private func serviceName(_ field: Field) -> String {
-        guard let name = field.string() else { return "" }
-        if let problem = Names.dns1035LabelProblem(name) { field.report(problem) }
-        return name
+        guard let text = field.string() else { return "" }
+        switch ServiceReference.shortName(text, namespace: namespace, clusterDomain: clusterDomain) {
+        case .success(let name): return name
+        case .failure(let problem):
+            field.report(problem.description)
+            return text
+        }
     }
 
     private func objectName(_ field: Field) -> String {

@@ -30,14 +30,15 @@ public enum ManifestDecoder {
     /// Manifests are small; anything larger is a mistake or an attack.
     public static let maxStreamBytes = 4 << 20
 
-    public static func decode(bytes: [UInt8], file: String) -> DecodedManifests {
+    /// `clusterDomain`: what a fully qualified service reference ends in (``ServiceReference``).
+    public static func decode(bytes: [UInt8], file: String, clusterDomain: String = ServiceReference.defaultClusterDomain) -> DecodedManifests {
         guard bytes.count <= maxStreamBytes else {
             return streamFailure(file: file, line: 1, "larger than \(maxStreamBytes >> 20) MiB")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return streamFailure(file: file, line: lineOfFirstInvalidUTF8(bytes), "not valid UTF-8")
         }
-        return decode(text, file: file)
+        return decode(text, file: file, clusterDomain: clusterDomain)
     }
 
     /// The YAML parser for manifests and the static config. `Resolver.basic`: plain scalars
@@ -48,7 +49,7 @@ public enum ManifestDecoder {
         try Parser(yaml: text, resolver: .basic, encoding: .utf8)
     }
 
-    public static func decode(_ text: String, file: String) -> DecodedManifests {
+    public static func decode(_ text: String, file: String, clusterDomain: String = ServiceReference.defaultClusterDomain) -> DecodedManifests {
         var result = DecodedManifests()
         guard text.utf8.count <= maxStreamBytes else {
             return streamFailure(file: file, line: 1, "larger than \(maxStreamBytes >> 20) MiB")
@@ -57,7 +58,7 @@ public enum ManifestDecoder {
             let parser = try yamlParser(text)
             while let root = try parser.nextRoot() {
                 let index = result.documents.count + 1
-                result.documents.append(decodeDocument(root, file: file, index: index))
+                result.documents.append(decodeDocument(root, file: file, index: index, clusterDomain: clusterDomain))
             }
         } catch {
             let (line, message) = describe(error, text: text)
@@ -107,20 +108,20 @@ public enum ManifestDecoder {
         }
     }
 
-    static func decodeDocument(_ root: Node, file: String, index: Int) -> DecodedManifests.Document {
+    static func decodeDocument(_ root: Node, file: String, index: Int, clusterDomain: String) -> DecodedManifests.Document {
         if case .scalar = root, root.tagName == .null { return .empty }
         let problems = DocumentProblems()
         var label = "document \(index)"
         let line = root.mark?.line ?? 1
         let resource = try? decodeResource(
-            Field(node: root, path: "", line: line, problems: problems), file: file, label: &label)
+            Field(node: root, path: "", line: line, problems: problems), file: file, clusterDomain: clusterDomain, label: &label)
         if problems.entries.isEmpty, let resource { return .resource(resource) }
         return .invalid(problems.entries.map {
             ManifestProblem(file: file, line: $0.line, resource: label, field: $0.field, message: $0.message)
         })
     }
 
-    private static func decodeResource(_ root: Field, file: String, label: inout String) throws(DocumentProblems.BudgetExhausted) -> Resource? {
+    private static func decodeResource(_ root: Field, file: String, clusterDomain: String, label: inout String) throws(DocumentProblems.BudgetExhausted) -> Resource? {
         guard var top = try root.mapping() else { return nil }
         let apiVersionField = top.require("apiVersion")
         let kindField = top.require("kind")
@@ -143,7 +144,7 @@ public enum ManifestDecoder {
 
         let metadata = try decodeMetadata(top.require("metadata")) ?? ObjectMeta(name: "")
         label = "\(kind.rawValue)/\(metadata.namespace)/\(metadata.name.isEmpty ? "<no name>" : metadata.name)"
-        let decoder = KindDecoder(version: version, namespace: metadata.namespace)
+        let decoder = KindDecoder(version: version, namespace: metadata.namespace, clusterDomain: clusterDomain)
         let spec: Resource.Spec?
         switch kind {
         case .trafficSplit: spec = try decoder.trafficSplit(&top).map(Resource.Spec.trafficSplit)

@@ -95,6 +95,35 @@ import Testing
         #expect(try eino(["get", "trafficsplits", "api-beta"], url).status == 1)
     }
 
+    /// A service written as its FQDN is stored, shown and compared as its short name; the
+    /// cluster domain is the control plane's (`--cluster-domain`).
+    @Test func fqdnServiceReferencesAreStoredByTheirShortName() throws {
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let control = try ServerProcess.eino(["control", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--cluster-domain", "corp.example"])
+        defer { control.terminate() }
+        let url = "https://\(try control.readyValue("listen", prefix: "eino control ready"))"
+        let fqdn = split(90, 10)
+            .replacingOccurrences(of: "service: web,", with: "service: web.default.svc.corp.example,")
+            .replacingOccurrences(of: "service: web-v1,", with: "service: web-v1.default,")
+        let applied = try eino(["apply", "-f", "-"], url, stdin: fqdn)
+        #expect(applied.stderr == "")
+        #expect(applied.stdoutLines == ["TrafficSplit default/web-canary created"])
+        #expect(try eino(["get", "trafficsplits"], url).stdoutLines == ["TrafficSplit default/web-canary: web → web-v1 90%, web-v2 10%"])
+        // The short spelling is the same split.
+        #expect(try eino(["apply", "-f", "-"], url, stdin: split(90, 10)).stdoutLines == ["TrafficSplit default/web-canary unchanged"])
+        // Another cluster domain, or another namespace, is refused with its line.
+        let other = try eino(["apply", "-f", "-"], url, stdin: split(1, 1).replacingOccurrences(of: "service: web,", with: "service: web.default.svc.cluster.local,"))
+        #expect(other.status == 1)
+        #expect(other.stderrLines == [
+            #"<stdin>:4: TrafficSplit/default/web-canary: spec.service: "web.default.svc.cluster.local" ends in cluster domain "cluster.local", but this mesh's is "corp.example""#,
+        ])
+        let elsewhere = try eino(["apply", "-f", "-"], url, stdin: split(1, 1).replacingOccurrences(of: "service: web-v2,", with: "service: web-v2.prod,"))
+        #expect(elsewhere.stderrLines == [
+            #"<stdin>:4: TrafficSplit/default/web-canary: spec.backends[1].service: "web-v2.prod" names namespace "prod", but this resource is in namespace "default"; it may only name services in its own namespace"#,
+        ])
+        #expect(try eino(["get", "trafficsplits", "web-canary", "-o", "yaml"], url).stdout.contains("weight: 90"))
+    }
+
     @Test func invalidApplyChangesNothing() throws {
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let (control, url) = try startControl()

@@ -25,7 +25,29 @@ import Testing
     }
 
     @Test func fixturesCoverEveryRule() {
-        #expect(Self.invalidFixtures.count == 18)
+        #expect(Self.invalidFixtures.count == 19)
+    }
+
+    /// Every spelling of a service reference validates, and is summarised by its short name.
+    @Test func serviceSpellingsAreValid() throws {
+        let result = try EinoProcess.eino(["validate", "Tests/Fixtures/valid/service-spellings.yaml"])
+        #expect(result.stderr == "")
+        #expect(result.status == 0)
+        #expect(result.stdoutLines == [
+            "TrafficSplit shop/short: api → api-v1 100%",
+            "TrafficSplit shop/with-namespace: cart → cart-v1 100%",
+            "TrafficSplit shop/with-svc: pay → pay-v1 50%, pay-v2 50%",
+            "TrafficSplit shop/fqdn: orders → orders-v2 100%",
+            "TrafficMirror shop/fqdn-mirror: web ⇉ web-v2 10%",
+        ])
+        // Under another cluster domain the FQDNs are someone else's.
+        let other = try EinoProcess.eino(["validate", "--cluster-domain", "corp.example", "Tests/Fixtures/valid/service-spellings.yaml"])
+        #expect(other.status == 1)
+        #expect(other.stderrLines.count == 3)
+        #expect(other.stderrLines.first?.hasSuffix(#"spec.service: "orders.shop.svc.cluster.local" ends in cluster domain "cluster.local", but this mesh's is "corp.example""#) == true)
+        let bad = try EinoProcess.eino(["validate", "--cluster-domain", "Corp_Example", "Tests/Fixtures/valid/service-spellings.yaml"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--cluster-domain: cluster domain must be a DNS-1123 subdomain"))
     }
 
     /// Each fixture `NAME.yaml` fails with exactly the lines in `NAME.expected`.
