@@ -83,7 +83,7 @@ enum ProxyRoutes {
             }
             await registry.register(
                 service: ServiceKey(name: identity.serviceAccount, namespace: identity.namespace),
-                identity: identity.description, address: body.address, labels: body.labels)
+                identity: identity.description, address: body.address, labels: body.labels, appProtocol: body.appProtocol)
             return .json(ControlWire.RegistrationReply(heartbeatSeconds: registry.heartbeat))
         }
 

@@ -12,6 +12,7 @@ public actor Registry {
         public var identity: String
         public var address: String
         public var labels: [String: String]
+        public var appProtocol: AppProtocol?
         public var lastSeen: Date
     }
 
@@ -32,10 +33,11 @@ public actor Registry {
     public var all: [Entry] { entries.values.sorted { ($0.service, $0.address) < ($1.service, $1.address) } }
 
     /// Registers or refreshes an endpoint. Only a change of who is where counts as a change.
-    public func register(service: ServiceKey, identity: String, address: String, labels: [String: String], now: Date = Date()) async {
+    public func register(service: ServiceKey, identity: String, address: String, labels: [String: String],
+                         appProtocol: AppProtocol? = nil, now: Date = Date()) async {
         let previous = entries[address]
-        entries[address] = Entry(service: service, identity: identity, address: address, labels: labels, lastSeen: now)
-        if previous?.service != service || previous?.identity != identity || previous?.labels != labels {
+        entries[address] = Entry(service: service, identity: identity, address: address, labels: labels, appProtocol: appProtocol, lastSeen: now)
+        if previous?.service != service || previous?.identity != identity || previous?.labels != labels || previous?.appProtocol != appProtocol {
             await onChange()
         }
     }
@@ -56,13 +58,15 @@ public actor Registry {
         await onChange()
     }
 
-    /// Endpoints grouped into services, as the config stream carries them.
+    /// Endpoints grouped into services, as the config stream carries them. A service's app
+    /// protocol is what its proxies declare (the first, by address, should they differ).
     public func services() -> [ServiceSpec] {
         Dictionary(grouping: entries.values, by: \.service).map { key, entries in
-            ServiceSpec(key: key, endpoints: entries.sorted { $0.address < $1.address }.compactMap { entry in
+            let sorted = entries.sorted { $0.address < $1.address }
+            return ServiceSpec(key: key, endpoints: sorted.compactMap { entry in
                 guard case .success(let parsed) = Endpoint.parseAddress(entry.address) else { return nil }
                 return Endpoint(host: parsed.host, port: parsed.port, identity: entry.identity, labels: entry.labels)
-            })
+            }, appProtocol: sorted.lazy.compactMap(\.appProtocol).first)
         }.sorted { $0.key < $1.key }
     }
 }

@@ -34,6 +34,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "The application beside the proxy, HOST:PORT: where inbound traffic goes.")
     var app: String
 
+    @Option(name: .customLong("app-protocol"), help: "What the application speaks: \(AppProtocol.spellings). gRPC requests always go as HTTP/2.")
+    var appProtocol = "http"
+
     @Option(help: "Outbound listener, HOST:PORT.")
     var outbound: String = "127.0.0.1:7140"
 
@@ -135,6 +138,7 @@ struct ProxyCommand: AsyncParsableCommand {
                               ("--report-interval", reportInterval)] {
             if parseDuration(value) == nil { throw ValidationError("\(name) must be a duration such as 500ms, 10s, 1m, got \"\(value)\"") }
         }
+        if AppProtocol(declared: appProtocol) == nil { throw ValidationError("--app-protocol must be one of \(AppProtocol.spellings), got \"\(appProtocol)\"") }
         if parsePorts(opaquePorts) == nil { throw ValidationError("--opaque-ports must be comma-separated ports, got \"\(opaquePorts)\"") }
         if InboundMode(rawValue: inboundMode) == nil { throw ValidationError("--inbound-mode must be strict or permissive, got \"\(inboundMode)\"") }
         if !(0...1).contains(traceSampleRate) { throw ValidationError("--trace-sample-rate must be between 0 and 1, got \(traceSampleRate)") }
@@ -161,6 +165,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         var options = ProxyConfiguration(app: ListenAddress.parse(app)!, configPath: config)
+        options.appProtocol = AppProtocol(declared: appProtocol)!
         options.outbound = ListenAddress.parse(outbound)!
         options.inbound = ListenAddress.parse(inbound)!
         options.admin = ListenAddress.parse(admin)!
@@ -242,7 +247,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let identity = ServiceKey(name: service!, namespace: namespace ?? "default")
         let link = ControlLink(
             .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address,
-                  reportInterval: Double(parseDuration(reportInterval)!.nanoseconds) / 1e9),
+                  appProtocol: server.configuration.appProtocol, reportInterval: Double(parseDuration(reportInterval)!.nanoseconds) / 1e9),
             reportContributors: [DeltaReportSection.metrics(of: server), DeltaReportSection.mirrors(of: server)],
             onIdentity: { material in
                 // New certificates serve new connections; open ones carry on.

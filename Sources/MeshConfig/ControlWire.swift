@@ -51,10 +51,13 @@ public enum ControlWire {
         /// `host:port` other proxies dial: the proxy's inbound listener.
         public var address: String
         public var labels: [String: String]
+        /// What the proxy's app speaks (`--app-protocol`); absent means http.
+        public var appProtocol: AppProtocol?
 
-        public init(address: String, labels: [String: String] = [:]) {
+        public init(address: String, labels: [String: String] = [:], appProtocol: AppProtocol? = nil) {
             self.address = address
             self.labels = labels
+            self.appProtocol = appProtocol == .http ? nil : appProtocol
         }
     }
 

@@ -67,10 +67,12 @@ public final class MeshSnapshot: Sendable {
         var endpointsByKey: [ServiceKey: [Endpoint]] = [:]
         var labelsByKey: [ServiceKey: [String: String]] = [:]
         var clusterIPs: [ServiceKey: String] = [:]
+        var appProtocols: [ServiceKey: AppProtocol] = [:]
         for spec in specs {
             endpointsByKey[spec.key, default: []] += spec.endpoints
             labelsByKey[spec.key] = spec.labels
             if let ip = spec.clusterIP { clusterIPs[spec.key] = ip }
+            if let appProtocol = spec.appProtocol { appProtocols[spec.key] = appProtocol }
         }
 
         var routeGroups: [ServiceKey: HTTPRouteGroup] = [:]  // keyed by group name + namespace
@@ -130,7 +132,8 @@ public final class MeshSnapshot: Sendable {
         }
         var services: [ServiceKey: MeshService] = [:]
         for key in keys {
-            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key], split: splits[key], mirror: mirrors[key])
+            services[key] = MeshService(key: key, endpoints: endpointsByKey[key] ?? [], labels: labelsByKey[key] ?? [:], clusterIP: clusterIPs[key],
+                                        appProtocol: appProtocols[key] ?? .http, split: splits[key], mirror: mirrors[key])
         }
         let accessPolicy = try AccessPolicy.compile(for: identity, resources: resources, routeGroups: routeGroups)
         return MeshSnapshot(version: version, identity: identity, services: services, resources: resources, accessPolicy: accessPolicy)
@@ -201,15 +204,20 @@ public final class MeshService: Sendable {
     public let endpoints: [Endpoint]
     public let labels: [String: String]
     public let clusterIP: String?
+    /// How its plain endpoints are spoken to (a mesh endpoint is always an HTTP/2 stream
+    /// over mTLS; its proxy speaks its app's protocol).
+    public let appProtocol: AppProtocol
     public let split: CompiledSplit?
     /// The TrafficMirror whose root is this service.
     public let mirror: CompiledMirror?
 
-    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil, split: CompiledSplit?, mirror: CompiledMirror? = nil) {
+    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil,
+                appProtocol: AppProtocol = .http, split: CompiledSplit?, mirror: CompiledMirror? = nil) {
         self.key = key
         self.endpoints = endpoints
         self.labels = labels
         self.clusterIP = clusterIP
+        self.appProtocol = appProtocol
         self.split = split
         self.mirror = mirror
     }

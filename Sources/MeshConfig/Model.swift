@@ -73,12 +73,17 @@ public struct ServiceSpec: Hashable, Sendable, Codable {
     /// The service's virtual IP (a Kubernetes ClusterIP): connections redirected to the
     /// proxy whose original destination is this address belong to the service.
     public var clusterIP: String?
+    /// How its plain (unmeshed) endpoints are spoken to; nil means ``AppProtocol/http``.
+    /// Optional so that the wire stays as it was for the default.
+    public var appProtocol: AppProtocol?
 
-    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil) {
+    public init(key: ServiceKey, endpoints: [Endpoint], labels: [String: String] = [:], clusterIP: String? = nil,
+                appProtocol: AppProtocol? = nil) {
         self.key = key
         self.endpoints = endpoints
         self.labels = labels
         self.clusterIP = clusterIP
+        self.appProtocol = appProtocol == .http ? nil : appProtocol
     }
 }
 

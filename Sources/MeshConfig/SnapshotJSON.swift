@@ -7,6 +7,8 @@ public struct SnapshotDocument: Codable, Sendable, Equatable {
         public var name: String
         public var namespace: String
         public var clusterIP: String?
+        /// How the service's plain endpoints are spoken to: http, h2c or grpc.
+        public var appProtocol: AppProtocol
         public var endpoints: [EndpointDocument]
         public var split: Split?
     }
@@ -42,7 +44,7 @@ public struct SnapshotDocument: Codable, Sendable, Equatable {
         identity = snapshot.identity
         services = snapshot.services.values.sorted { $0.key < $1.key }.map { service in
             Service(
-                name: service.key.name, namespace: service.key.namespace, clusterIP: service.clusterIP,
+                name: service.key.name, namespace: service.key.namespace, clusterIP: service.clusterIP, appProtocol: service.appProtocol,
                 endpoints: service.endpoints.map { EndpointDocument(address: $0.address, identity: $0.identity, labels: $0.labels) },
                 split: service.split.map { split in
                     Split(name: split.name,

@@ -9,6 +9,8 @@ public struct StaticProxyConfig: Sendable {
     public static let kind = "ProxyConfig"
 
     public var identity: ServiceKey?
+    /// What fully qualified service references in the manifests end in.
+    public var clusterDomain = ServiceReference.defaultClusterDomain
     public var tls: TLSFiles?
     public var services: [ServiceSpec]
     public var resources: [Resource]
@@ -48,14 +50,12 @@ public struct StaticProxyConfig: Sendable {
         } catch {
             first = nil  // reported by the manifest decoder below, with its line
         }
-        let decoded = ManifestDecoder.decode(text, file: file)
-        var problems: [Problem] = decoded.streamProblems.map(Problem.init)
         var config = StaticProxyConfig(identity: nil, tls: nil, services: [], resources: [])
-        if let first {
-            let reader = ProxyConfigReader(file: file)
-            if let parsed = reader.read(first) { config = parsed }
-            problems += reader.problems
-        } else if decoded.streamProblems.isEmpty {
+        let reader = ProxyConfigReader(file: file)
+        if let first, let parsed = reader.read(first) { config = parsed }
+        let decoded = ManifestDecoder.decode(text, file: file, clusterDomain: config.clusterDomain)
+        var problems: [Problem] = decoded.streamProblems.map(Problem.init) + reader.problems
+        if first == nil, decoded.streamProblems.isEmpty {
             problems.append(Problem(file: file, line: 1, resource: kind, field: "(document)", message: "the file is empty; its first document must be a \(apiVersion) \(kind)"))
         }
         for document in decoded.documents.dropFirst() {
@@ -167,7 +167,7 @@ final class ProxyConfigReader {
             report(root.mapping?["kind"], "kind", "the first document must be a \(StaticProxyConfig.kind), got \"\(kind)\"")
             return nil
         }
-        guard let top = mapping(root, "", allowed: ["apiVersion", "kind", "identity", "tls", "services", "metadata"]) else { return nil }
+        guard let top = mapping(root, "", allowed: ["apiVersion", "kind", "identity", "clusterDomain", "tls", "services", "metadata"]) else { return nil }
         let apiVersion = string(top["apiVersion"], "apiVersion", parent: root, required: true)
         let kind = string(top["kind"], "kind", parent: root, required: true)
         if let kind, kind != StaticProxyConfig.kind {
@@ -185,6 +185,13 @@ final class ProxyConfigReader {
             dnsLabel(namespace, identity["namespace"], "identity.namespace")
             if let name { config.identity = ServiceKey(name: name, namespace: namespace) }
         }
+        if let domain = string(top["clusterDomain"], "clusterDomain", parent: root, required: false) {
+            if let problem = ServiceReference.clusterDomainProblem(domain) {
+                report(top["clusterDomain"], "clusterDomain", problem)
+            } else {
+                config.clusterDomain = domain
+            }
+        }
         if let node = top["tls"], let tls = mapping(node, "tls", allowed: ["caFile", "certFile", "keyFile"]) {
             let ca = string(tls["caFile"], "tls.caFile", parent: node, required: true)
             let cert = string(tls["certFile"], "tls.certFile", parent: node, required: true)
@@ -199,7 +206,15 @@ final class ProxyConfigReader {
             var seen: [ServiceKey: Int] = [:]
             for (index, item) in list.enumerated() {
                 let field = "services[\(index)]"
-                guard let service = mapping(item, field, allowed: ["name", "namespace", "clusterIP", "endpoints", "labels"]) else { continue }
+                guard let service = mapping(item, field, allowed: ["name", "namespace", "clusterIP", "appProtocol", "endpoints", "labels"]) else { continue }
+                var appProtocol = AppProtocol.http
+                if let declared = string(service["appProtocol"], "\(field).appProtocol", parent: item, required: false) {
+                    if let known = AppProtocol(declared: declared) {
+                        appProtocol = known
+                    } else {
+                        report(service["appProtocol"], "\(field).appProtocol", "must be one of \(AppProtocol.spellings), got \"\(declared)\"")
+                    }
+                }
                 var clusterIP = string(service["clusterIP"], "\(field).clusterIP", parent: item, required: false)
                 if let ip = clusterIP, !Self.isIPAddress(ip) {
                     report(service["clusterIP"], "\(field).clusterIP", "must be an IPv4 or IPv6 address, got \"\(ip)\"")
@@ -241,7 +256,8 @@ final class ProxyConfigReader {
                     continue
                 }
                 seen[key] = index
-                config.services.append(ServiceSpec(key: key, endpoints: endpoints, labels: labels(service["labels"], "\(field).labels"), clusterIP: clusterIP))
+                config.services.append(ServiceSpec(key: key, endpoints: endpoints, labels: labels(service["labels"], "\(field).labels"), clusterIP: clusterIP,
+                                               appProtocol: appProtocol))
             }
         }
         return config

@@ -30,13 +30,17 @@ public final class ControlLink: Sendable {
         /// `host:port` other proxies reach this one's inbound listener at.
         public var advertise: String
         public var labels: [String: String]
+        /// What the app beside the proxy speaks, registered with its endpoint.
+        public var appProtocol: AppProtocol
         /// Longest wait between retries (jittered); tests shorten it.
         public var maxBackoff: Double
         /// Seconds between telemetry reports; 0 sends none.
         public var reportInterval: Double
 
         public init(url: String, caFile: String, joinToken: String, service: String, namespace: String,
-                    advertise: String, labels: [String: String] = [:], maxBackoff: Double = 30, reportInterval: Double = 10) {
+                    advertise: String, labels: [String: String] = [:], appProtocol: AppProtocol = .http,
+                    maxBackoff: Double = 30, reportInterval: Double = 10) {
+            self.appProtocol = appProtocol
             self.maxBackoff = maxBackoff
             self.reportInterval = reportInterval
             self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -148,7 +152,7 @@ public final class ControlLink: Sendable {
         while !Task.isCancelled {
             do {
                 let reply = try await call(
-                    .POST, "/v1/endpoints", body: ControlWire.Registration(address: options.advertise, labels: options.labels),
+                    .POST, "/v1/endpoints", body: ControlWire.Registration(address: options.advertise, labels: options.labels, appProtocol: options.appProtocol),
                     mutualTLS: true, as: ControlWire.RegistrationReply.self)
                 backoff = Backoff(limit: options.maxBackoff)
                 try? await Task.sleep(for: .seconds(max(0.2, reply.heartbeatSeconds)))

@@ -50,23 +50,11 @@ public struct HTTPExchangeStateMachine: Sendable {
         return partAction()
     }
 
-    public enum EndAction: Sendable, Equatable {
-        case buffer
-        case forward
-        case discard
-    }
-
     /// Returns what to do with the end, and whether the exchange is now complete.
-    public mutating func requestEnd() -> (EndAction, complete: Bool) {
+    public mutating func requestEnd() -> (PartAction, complete: Bool) {
         guard request == .streaming else { return (.discard, false) }
         request = .ended
-        let action: EndAction
-        switch partAction() {
-        case .buffer: action = .buffer
-        case .forward: action = .forward
-        case .discard: action = .discard
-        }
-        return (action, finishIfDone())
+        return (partAction(), finishIfDone())
     }
 
     private func partAction() -> PartAction {

@@ -25,7 +25,8 @@ struct MeshPeer {
 }
 
 /// Proxies HTTP exchanges from one downstream HTTP/1.1 connection (or one HTTP/2 stream)
-/// to upstream HTTP/1.1 connections, streaming both bodies with backpressure. Runs entirely
+/// to upstream HTTP/1.1 connections or HTTP/2 streams, as the upstream speaks, streaming
+/// both bodies with backpressure. Runs entirely
 /// on the connection's event loop; the upstream connections live on the same loop.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamOwner {
     typealias InboundIn = HTTPServerRequestPart
@@ -42,6 +43,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var endpoint: EndpointState?
     /// Request parts received before the upstream connection is ready.
     private var buffered: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    /// An HTTP/2 request's head for an HTTP/1.1 upstream, until the part after it says how
+    /// to frame it (``DowngradeFraming``).
+    private var heldHead: HTTPRequestHead?
     private var wroteUpstream = false
     private var pendingRead = false
     private var keepAlive = true
@@ -70,7 +74,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Carries the app's port from the outbound proxy to the inbound one (docs/proxy.md).
     static let destinationPortHeader = "eino-dst-port"
     /// Inbound over mTLS from a peer proxy: the verified client (for `eino-client-id` and
-    /// TrafficTarget checks), and the app is spoken to in HTTP/1.1 whatever the peer used.
+    /// TrafficTarget checks).
     private let meshPeer: MeshPeer?
     private let fromMesh: Bool
     /// The current exchange goes upstream as an HTTP/2 stream.
@@ -126,11 +130,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 self.mirrorCopy = nil
                 comparison = nil
             }
-            switch machine.requestBody() {
-            case .buffer: buffered.append(.body(.byteBuffer(buffer)))
-            case .forward: writeUpstream(.body(.byteBuffer(buffer)))
-            case .discard: break
-            }
+            let action = machine.requestBody()
+            releaseHeldHead(contentFollows: true, action)
+            pass(.body(.byteBuffer(buffer)), action)
         case .end(let trailers):
             // Malformed trailers from a peer proxy (ReceivedFields): the stream is reset.
             if fromMesh, let trailers, !ReceivedFields.areValid(trailers) {
@@ -138,16 +140,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 return
             }
             let (action, complete) = machine.requestEnd()
-            switch action {
-            case .buffer: buffered.append(.end(trailers))
-            case .forward:
-                writeUpstream(.end(trailers))
-                flushUpstream()
-            case .discard: break
-            }
+            releaseHeldHead(contentFollows: trailers != nil, action)
+            pass(.end(trailers), action)
+            if action == .forward { flushUpstream() }
             if let mirrorCopy {
                 self.mirrorCopy = nil
-                mirrored = mirrorCopy.send(on: loop, http2: isHTTP2 && !fromMesh)
+                mirrored = mirrorCopy.send(on: loop)
             }
             if complete { finishExchange() }
         }
@@ -156,6 +154,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     func channelReadComplete(context: ChannelHandlerContext) {
         flushUpstream()
         context.fireChannelReadComplete()
+    }
+
+    /// A request part, as the state machine says: held until the upstream is there, written
+    /// to it, or dropped.
+    private func pass(_ part: HTTPClientRequestPart, _ action: HTTPExchangeStateMachine.PartAction) {
+        switch action {
+        case .buffer: buffered.append(part)
+        case .forward: writeUpstream(part)
+        case .discard: break
+        }
+    }
+
+    /// Frames the held head (``DowngradeFraming``) and sends it ahead of the part after it.
+    private func releaseHeldHead(contentFollows: Bool, _ action: HTTPExchangeStateMachine.PartAction) {
+        guard var head = heldHead else { return }
+        heldHead = nil
+        DowngradeFraming.frame(&head, contentFollows: contentFollows)
+        upstreamHead = head
+        pass(.head(head), action)
     }
 
     private func writeUpstream(_ part: HTTPClientRequestPart) {
@@ -220,6 +237,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var head = incoming
         telemetry.begin(&head, direction: direction, loop: loop)
         let target: EndpointState
+        /// What the target speaks, when it is not a peer proxy (``UpstreamProtocol``).
+        let declared: AppProtocol
         var mirrorRoot: MeshService?
         switch direction {
         case .inbound:
@@ -232,6 +251,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 return
             }
             target = app
+            declared = loop.configuration.appProtocol
             head.headers.remove(name: "eino-client-id")
             if let meshPeer { head.headers.add(name: "eino-client-id", value: meshPeer.id) }
             let routeMetrics = loop.inboundRouteMetrics(tls: fromMesh)
@@ -256,6 +276,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 }
                 loop.metrics.unmeshed.httpRequests &+= 1
                 target = passthrough
+                // Nothing declares what it speaks: the client's choice is the best guess.
+                declared = isHTTP2 ? .h2c : .http
                 break
             }
             let choice = service.route(
@@ -268,21 +290,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             }
             count(on: metricsHandle(runtime, service: service.key.name, backend: key.name, tls: picked.expectedIdentity != nil && loop.tls != nil))
             target = picked
+            declared = runtime.service.appProtocol
             mirrorRoot = service
         }
 
-        // The upstream is spoken to in the protocol the client chose: HTTP/2 stays HTTP/2
-        // (gRPC needs it), HTTP/1.x goes as HTTP/1.1.
         // A mesh endpoint (one with an identity, when this proxy holds credentials) is
-        // another proxy: HTTP/1.1 requests travel to it as HTTP/2 streams over mTLS, and it
-        // restores them to HTTP/1.1 for its app.
+        // another proxy: every request travels to it as an HTTP/2 stream over mTLS, and it
+        // speaks its own app's protocol. Anything else is spoken to in its declared protocol
+        // (gRPC always in HTTP/2), whatever the client used.
         if direction == .outbound, target.expectedIdentity != nil, let tls = loop.tls {
             meshUpstream = tls.httpClient
             upstreamStream = true
             if let originalPort { head.headers.replaceOrAdd(name: Self.destinationPortHeader, value: originalPort) }
         } else {
             meshUpstream = nil
-            upstreamStream = isHTTP2 && !fromMesh
+            upstreamStream = UpstreamProtocol.speaksHTTP2(declared, head.headers)
         }
         let upgrade = (isHTTP2 || upstreamStream) ? nil : Self.requestedUpgrade(head.headers)
         HopByHop.remove(from: &head.headers, keepChunked: !isHTTP2 && !upstreamStream)
@@ -301,7 +323,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         if let mirrorRoot, let mirror = mirrorRoot.mirror {
             startMirror(mirror, root: mirrorRoot, head: head, unsupported: upgrade != nil || head.method == .CONNECT)
         }
-        buffered.append(.head(head))
+        if isHTTP2 && !upstreamStream && DowngradeFraming.needsDecision(head) {
+            heldHead = head
+        } else {
+            buffered.append(.head(head))
+        }
         endpoint = target
         target.latency.outstanding += 1
         lease(target)
@@ -529,6 +555,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             loop.release(upstream, reusable: false)
         }
         buffered.removeAll()
+        heldHead = nil
         status = error.status
         responseHeadAt = .now()
         var headers = HTTPHeaders()
@@ -611,6 +638,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             loop.release(upstream, reusable: reusable)
         }
         buffered.removeAll()
+        heldHead = nil
         headerTimeout?.exchangeCompleted()
         resumeDownstreamReads()
     }
@@ -632,6 +660,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             loop.release(upstream, reusable: false)
         }
         buffered.removeAll()
+        heldHead = nil
         context.fireChannelInactive()
     }
 

@@ -8,6 +8,8 @@ public struct ProxyConfiguration: Sendable {
     public var admin: ListenAddress = .init(host: "127.0.0.1", port: 7191)
     /// The application beside the proxy: where inbound traffic goes.
     public var app: ListenAddress
+    /// What the app speaks; requests from peers and inbound clients are converted to it.
+    public var appProtocol: AppProtocol = .http
     /// Static config file; reloaded on SIGHUP and when it changes. Nil in control-plane mode,
     /// where configs arrive through `ProxyServer.apply(_:)`.
     public var configPath: String?

@@ -317,3 +317,61 @@ spec:
         #expect(mesh.service(forDestination: "10.213.0.3") == nil)
     }
 }
+
+@Suite struct AppProtocolConfigTests {
+    static let text = """
+    apiVersion: proxy.eino.dev/v1alpha1
+    kind: ProxyConfig
+    identity: {service: client}
+    services:
+    - name: web
+      endpoints: [{address: "127.0.0.1:8080"}]
+    - name: api
+      appProtocol: kubernetes.io/h2c
+      endpoints: [{address: "127.0.0.1:8081"}]
+    - name: rpc
+      appProtocol: grpc
+
+    """
+
+    @Test func servicesDeclareWhatTheirAppsSpeak() throws {
+        let mesh = try snapshot(Self.text)
+        #expect(mesh.services[ServiceKey(name: "web")]?.appProtocol == .http)
+        #expect(mesh.services[ServiceKey(name: "api")]?.appProtocol == .h2c)
+        #expect(mesh.services[ServiceKey(name: "rpc")]?.appProtocol == .grpc)
+        let document = SnapshotDocument(mesh)
+        #expect(document.services.map { "\($0.name) \($0.appProtocol.rawValue)" } == ["api h2c", "rpc grpc", "web http"])
+        #expect(problems(Self.text.replacingOccurrences(of: "appProtocol: grpc", with: "appProtocol: https")) == [
+            "proxy.yaml:11: ProxyConfig: services[2].appProtocol: must be one of http, h2c (also kubernetes.io/h2c or http2), grpc, got \"https\"",
+        ])
+    }
+
+    /// The wire leaves the default out, so what older proxies read is unchanged.
+    @Test func theDefaultStaysOffTheWire() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let plain = try encoder.encode(ServiceSpec(key: ServiceKey(name: "web"), endpoints: [], appProtocol: .http))
+        #expect(String(decoding: plain, as: UTF8.self) == #"{"endpoints":[],"key":{"name":"web","namespace":"default"},"labels":{}}"#)
+        let old = try JSONDecoder().decode(ServiceSpec.self, from: plain)
+        #expect(old.appProtocol == nil)
+        let h2c = try JSONDecoder().decode(ServiceSpec.self, from: JSONEncoder().encode(ServiceSpec(key: ServiceKey(name: "api"), endpoints: [], appProtocol: .h2c)))
+        #expect(h2c.appProtocol == .h2c)
+    }
+
+    /// A static config's manifests use its own cluster domain.
+    @Test func theClusterDomainIsTheConfigs() throws {
+        let split = """
+        ---
+        apiVersion: split.smi-spec.io/v1alpha2
+        kind: TrafficSplit
+        metadata: {name: s}
+        spec: {service: front.default.svc.corp.example, backends: [{service: web, weight: 1}]}
+
+        """
+        let withDomain = Self.text.replacingOccurrences(of: "identity: {service: client}\n", with: "identity: {service: client}\nclusterDomain: corp.example\n")
+        #expect(try snapshot(withDomain + split).services[ServiceKey(name: "front")]?.split?.backends.map(\.service) == [ServiceKey(name: "web")])
+        #expect(problems(Self.text + split) == [
+            #"proxy.yaml:16: TrafficSplit/default/s: spec.service: "front.default.svc.corp.example" ends in cluster domain "corp.example", but this mesh's is "cluster.local""#,
+        ])
+    }
+}

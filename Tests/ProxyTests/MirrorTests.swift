@@ -139,11 +139,15 @@ import Testing
         #expect(try proxy.metric("eino_mirror_sent_total{service=\"web\",mirror=\"web-v2\"}") == 61)
     }
 
-    @Test func http2RequestsAreCopiedOverHTTP2() throws {
+    @Test func copiesToAnH2CShadowGoOverHTTP2() throws {
         let primary = try H2Upstream("h2-primary")
         let shadow = try H2Upstream("h2-shadow")
-        let proxy = try RunningProxy(config: Self.config(primary: primary.address, shadow: shadow.address, compare: "{}"))
-        let output = try curl(["-s", "--http2-prior-knowledge", "-H", "Host: web", "--data-binary", "over h2", "http://\(proxy.outbound)/h2"])
+        // Both declared h2c: an HTTP/1.1 caller's request and its copy go as HTTP/2.
+        let config = Self.config(primary: primary.address, shadow: shadow.address, compare: "{}")
+            .replacingOccurrences(of: "- name: web-v1\n", with: "- name: web-v1\n  appProtocol: h2c\n")
+            .replacingOccurrences(of: "- name: web-v2\n", with: "- name: web-v2\n  appProtocol: h2c\n")
+        let proxy = try RunningProxy(config: config)
+        let output = try curl(["-s", "-H", "Host: web", "--data-binary", "over h2", "http://\(proxy.outbound)/h2"])
         #expect(output.stdout == "h2-primary /h2 7 conn=1\n")
         #expect(try eventually { try Self.stats(proxy)?.compared == 1 })
         let stats = try #require(try Self.stats(proxy))

@@ -39,6 +39,22 @@ import Testing
         return text
     }
 
+    /// A split whose services are written as FQDNs routes, counts and shows by short name.
+    @Test func aSplitNamedByFQDNsRoutesByTheShortName() throws {
+        let v1 = try Upstream("web-v1")
+        let v2 = try Upstream("web-v2")
+        let manifests = Self.split([("web-v1.default.svc.cluster.local", 0), ("web-v2.default", 1)])
+            .replacingOccurrences(of: "service: web\n", with: "service: web.default.svc.cluster.local\n")
+        let proxy = try RunningProxy(config: Self.config([("web-v1", [v1.address]), ("web-v2", [v2.address])], manifests: manifests))
+        for host in ["web", "web.default", "web.default.svc.cluster.local"] {
+            #expect(try curl(["-s", "-H", "Host: \(host)", "http://\(proxy.outbound)/"]).stdout == "web-v2\n")
+        }
+        #expect(try proxy.metric("eino_responses_total{direction=\"outbound\",service=\"web\",backend=\"web-v2\",tls=\"false\",status_code=\"200\",classification=\"success\"}") == 3)
+        let config = try curl(["-s", "http://\(proxy.admin)/config"]).stdout
+        #expect(config.contains("\"service\" : \"web-v1\""))
+        #expect(!config.contains("svc.cluster.local"))
+    }
+
     @Test func keepAliveAndChunkedThroughOutbound() throws {
         let web = try Upstream("web-v1")
         let proxy = try RunningProxy(config: Self.config([("web", [web.address])]))
@@ -203,7 +219,9 @@ import Testing
 
     @Test func http2IsMultiplexedToAnHTTP2UpstreamAndGRPCTrailersArrive() throws {
         let grpc = try H2Upstream("grpc-v1")
-        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])]))
+        // Declared grpc: the plain requests below (no gRPC content-type) go as HTTP/2 too.
+        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])])
+            .replacingOccurrences(of: "- name: grpc\n", with: "- name: grpc\n  appProtocol: grpc\n"))
         let plain = try curl(["-s", "-i", "--http2-prior-knowledge", "-H", "Host: grpc", "http://\(proxy.outbound)/"])
         #expect(plain.stdout.hasPrefix("HTTP/2 200"))
         #expect(headerValue(plain.stdout, "x-served-by") == "grpc-v1")
@@ -386,7 +404,9 @@ import Testing
 
     @Test func sigtermLetsAnInFlightHTTP2StreamFinishOnItsSharedUpstream() throws {
         let grpc = try H2Upstream("grpc-v1")
-        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])]))
+        // Declared grpc: the plain requests below (no gRPC content-type) go as HTTP/2 too.
+        let proxy = try RunningProxy(config: Self.config([("grpc", [grpc.address])])
+            .replacingOccurrences(of: "- name: grpc\n", with: "- name: grpc\n  appProtocol: grpc\n"))
         let call = try Background("/usr/bin/nghttp", ["-H", ":authority: grpc", "http://\(proxy.outbound)/slow"])
         #expect(try eventually { try proxy.metric("eino_tcp_open_connections{direction=\"outbound\"}") == 1 })
         proxy.process.signal(SIGTERM)

@@ -12,12 +12,16 @@ GET  /status?code=N     -> answers with status N
 GET  /mixed             -> every 10th request (counted from the start) waits 50 ms, the others 5 ms
 GET  /bytes?n=N         -> N bytes of 'x', streamed with a content-length
 POST /upload            -> reads the whole body (content-length or chunked), answers its length
+POST /digest            -> reads the whole body, answers "LENGTH SHA256 FRAMING TRAILERS": FRAMING
+                           is chunked, length or none; TRAILERS the trailer fields as
+                           name=value joined by "," ("-" for none)
 GET  /headers           -> the request headers, one "name: value" a line
 GET  /close             -> answers with connection: close and closes
 GET  /upgrade with Upgrade + Connection: upgrade
                         -> 101 Switching Protocols, then echoes raw bytes until EOF
 GET  /upgrade without   -> 426
 """
+import hashlib
 import socket
 import socketserver
 import sys
@@ -50,20 +54,28 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def read_body(self):
+    def read_body(self, sink=None, trailers=None):
+        """Reads the body, handing each piece to sink; chunked trailers go to trailers."""
         total = 0
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        line = self.rfile.readline()
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                        if trailers is not None:
+                            name, _, value = line.decode().partition(":")
+                            trailers.append("%s=%s" % (name.strip().lower(), value.strip()))
                     return total
                 remaining = size
                 while remaining:
                     chunk = self.rfile.read(min(remaining, 1 << 20))
                     if not chunk:
                         return total
+                    if sink:
+                        sink(chunk)
                     remaining -= len(chunk)
                     total += len(chunk)
                 self.rfile.readline()
@@ -73,6 +85,8 @@ class Handler(BaseHTTPRequestHandler):
             chunk = self.rfile.read(min(remaining, 1 << 20))
             if not chunk:
                 break
+            if sink:
+                sink(chunk)
             remaining -= len(chunk)
             total += len(chunk)
         return total
@@ -158,10 +172,21 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self):
+        if self.path == "/digest":
+            digest = hashlib.sha256()
+            trailers = []
+            total = self.read_body(digest.update, trailers)
+            if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                framing = "chunked"
+            else:
+                framing = "length" if "content-length" in self.headers else "none"
+            self.send_plain(200, "%d %s %s %s\n" % (total, digest.hexdigest(), framing, ",".join(trailers) or "-"))
+            return
         total = self.read_body()
         self.send_plain(200, "%s %d\n" % (NAME, total))
 
     do_PUT = do_POST
+    do_DELETE = do_POST
 
 
 class Server(ThreadingHTTPServer):

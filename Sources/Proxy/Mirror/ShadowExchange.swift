@@ -38,9 +38,9 @@ final class MirrorCopy {
     }
 
     /// The request is complete: one shadow exchange per target, each within the in-flight
-    /// cap. Returns the counters of the copies that went out. `http2`: the caller spoke
-    /// HTTP/2, so the copy does too (a gRPC shadow needs it).
-    func send(on loop: LoopContext, http2: Bool) -> [MirrorCounters] {
+    /// cap, spoken to as its service declares (``UpstreamProtocol``). Returns the counters
+    /// of the copies that went out.
+    func send(on loop: LoopContext) -> [MirrorCounters] {
         var sent: [MirrorCounters] = []
         var shadowHead = head
         shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowAuthority(head.headers.first(name: "host") ?? ""))
@@ -59,6 +59,7 @@ final class MirrorCopy {
                 counters.stats.dropped["no_endpoints", default: 0] &+= 1
                 continue
             }
+            let http2 = UpstreamProtocol.speaksHTTP2(runtime.service.appProtocol, shadowHead.headers)
             let exchange = ShadowExchange(loop: loop, counters: counters, endpoint: endpoint, head: shadowHead, body: body, http2: http2, comparison: comparison)
             exchange.start()
             sent.append(counters)
@@ -177,7 +178,7 @@ final class ShadowExchange: UpstreamOwner {
         loop.mirrorMetrics.inflight = loop.shadows.count
         timeout = loop.eventLoop.assumeIsolated().scheduleTask(in: loop.configuration.mirrorTimeout) { [weak self] in self?.finish(failed: true) }
         // As for the primary: a mesh endpoint is another proxy, reached by a stream on the
-        // shared mTLS connection; otherwise the caller's protocol.
+        // shared mTLS connection; otherwise the shadow service's own protocol.
         let mesh = endpoint.expectedIdentity != nil ? loop.tls?.httpClient : nil
         let lease = mesh != nil || http2 ? loop.leaseStream(endpoint, mesh: mesh) : loop.lease(endpoint)
         switch lease {
