@@ -94,7 +94,7 @@ spec:
 
         """
         #expect(problems(text) == [
-            "proxy.yaml:4: ProxyConfig: colour: unknown field; allowed: apiVersion, identity, kind, metadata, services, tls",
+            "proxy.yaml:4: ProxyConfig: colour: unknown field; allowed: apiVersion, clusterDomain, identity, kind, metadata, services, tls",
             "proxy.yaml:8: ProxyConfig: services[0].endpoints[0].address: expected host:port, got \"127.0.0.1\"",
             "proxy.yaml:9: ProxyConfig: services[0].endpoints[1].address: port must be a number from 0 to 65535, got \"99999\"",
             "proxy.yaml:14: TrafficSplit/default/s: spec.backends: every weight is 0; at least one backend needs a positive weight",
