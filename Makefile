@@ -25,7 +25,10 @@ build: deps
 # Tests run the real `eino` binary, so build every product before testing. They run one at
 # a time: many wait on real processes from a thread, and in parallel they would starve the
 # two-thread concurrency pool that TLS certificate verification runs on.
+# The Kubernetes tests run a real kube-apiserver, built once from Debian's source package into
+# ~/.cache/eino (minutes the first time on a new machine, nothing after; Tests/Scripts/kube-apiserver.sh).
 test: deps
+	bash Tests/Scripts/kube-apiserver.sh build >/dev/null
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 

@@ -51,8 +51,17 @@ let package = Package(
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // A small client for the Kubernetes API (list, watch, TokenReview), used by ControlPlane only.
+        .target(name: "Kubernetes", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "ControlPlane", dependencies: [
-            "Manifests", "MeshConfig", "Identity", "Telemetry",
+            "Manifests", "MeshConfig", "Identity", "Telemetry", "Kubernetes",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -63,7 +72,7 @@ let package = Package(
         // Deployment helpers (`eino init`'s iptables plan, `eino inject`): pure, no networking.
         .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "EinoCLI", dependencies: [
-            "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity", "Deploy",
+            "Manifests", "MeshConfig", "Proxy", "ControlPlane", "Identity", "Deploy", "Kubernetes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),

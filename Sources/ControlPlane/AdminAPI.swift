@@ -45,10 +45,10 @@ struct AdminAuthentication: RouterMiddleware {
     }
 }
 
-/// Routes of the admin API: apply, get, delete. See docs/api.md.
+/// Routes of the admin API: stat and endpoints in every mode; apply, get, delete and join
+/// tokens over the file store. See docs/api.md.
 enum AdminRoutes {
-    static func add(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, registry: Registry,
-                    telemetry: TelemetryAggregator, clusterDomain: String) {
+    static func add(to group: RouterGroup<ControlRequestContext>, registry: Registry, telemetry: TelemetryAggregator) {
         group.get("stat") { request, _ -> Response in
             let window = request.uri.queryParameters.get("window") ?? "1m"
             guard let seconds = TelemetryAggregator.windows[window] else {
@@ -59,6 +59,26 @@ enum AdminRoutes {
             return .json(ControlAPI.StatResponse(window: window, rows: await telemetry.stat(seconds: seconds, service: service)))
         }
 
+        group.get("endpoints") { _, _ -> Response in
+            .json(ControlAPI.EndpointList(items: await registry.all.map {
+                ControlAPI.EndpointRow(service: $0.service.name, namespace: $0.service.namespace, address: $0.address,
+                                       identity: $0.identity, labels: $0.labels, lastSeen: $0.lastSeen.timeIntervalSince1970)
+            }))
+        }
+    }
+
+    /// In Kubernetes mode the API server is the store and ServiceAccounts are the
+    /// identities: what would change them here is refused with where to go instead.
+    static func addKubernetesRefusals(to group: RouterGroup<ControlRequestContext>) {
+        let refusal = Response.json(ControlAPI.ErrorResponse(
+            error: "conflict", message: "this control plane reads its resources from the Kubernetes API and identities from ServiceAccounts: use kubectl"),
+            status: .conflict)
+        for path in ["tokens", "apply", "delete"] { group.post(RouterPath(path)) { _, _ in refusal } }
+        group.get("resources/**") { _, _ in refusal }
+        group.delete("resources/**") { _, _ in refusal }
+    }
+
+    static func addStore(to group: RouterGroup<ControlRequestContext>, store: ResourceStore, tokens: JoinTokens, clusterDomain: String) {
         group.post("tokens") { request, context -> Response in
             let body = try await request.decode(as: ControlAPI.TokenRequest.self, context: context)
             if let problem = Names.serviceProblem(body.service) ?? Names.namespaceProblem(body.namespace) {
@@ -72,13 +92,6 @@ enum AdminRoutes {
             }
             let (token, expiresAt) = try await tokens.create(service: body.service, namespace: body.namespace, ttl: TimeInterval(body.ttlSeconds), uses: body.uses ?? 1)
             return .json(ControlAPI.TokenResponse(token: token, service: body.service, namespace: body.namespace, expiresAt: expiresAt.timeIntervalSince1970))
-        }
-
-        group.get("endpoints") { _, _ -> Response in
-            .json(ControlAPI.EndpointList(items: await registry.all.map {
-                ControlAPI.EndpointRow(service: $0.service.name, namespace: $0.service.namespace, address: $0.address,
-                                       identity: $0.identity, labels: $0.labels, lastSeen: $0.lastSeen.timeIntervalSince1970)
-            }))
         }
 
         group.post("apply") { request, context -> Response in

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTLS
 import Identity
+import Kubernetes
 import Logging
 import Manifests
 import NIOCore
@@ -20,6 +21,10 @@ public struct ControlPlaneServer: Sendable {
         public var serverNames: [String]
         /// What fully qualified service references in manifests end in.
         public var clusterDomain: String
+        /// Kubernetes mode: the API server is the store, ServiceAccounts the identities, and
+        /// the issuer and admin token live in Secrets of `meshNamespace`; no data directory.
+        public var kubernetes: KubeConfig?
+        public var meshNamespace = "eino-system"
 
         public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 7443, trustDomain: String = "cluster.local",
                     caDirectory: String? = nil, serverNames: [String] = [], clusterDomain: String = ServiceReference.defaultClusterDomain) {
@@ -46,6 +51,14 @@ public struct ControlPlaneServer: Sendable {
 
     /// Serves until SIGTERM or SIGINT. `onReady` receives the bound address once listening.
     public func run(onReady: @escaping @Sendable (String) -> Void) async throws {
+        if let kubernetes = options.kubernetes {
+            try await runOnKubernetes(kubernetes, onReady: onReady)
+        } else {
+            try await runOnFiles(onReady: onReady)
+        }
+    }
+
+    private func runOnFiles(onReady: @escaping @Sendable (String) -> Void) async throws {
         let directory = options.dataDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let authority = try loadOrCreateAuthority()
@@ -54,10 +67,46 @@ public struct ControlPlaneServer: Sendable {
         let tokens = try JoinTokens(directory: URL(fileURLWithPath: directory))
         let publisher = ConfigPublisher()
         let registry = Registry()
+        await registry.setOnChange { [registry] in await publisher.publish(services: registry.services(), store: store) }
+        // Every committed store state and every registry change reaches the watchers.
+        let storeChanges = Task {
+            for await _ in await store.watch() {
+                await publisher.publish(services: registry.services(), store: store)
+            }
+        }
+        defer { storeChanges.cancel() }
+        try await serve(authority: authority, adminToken: adminToken, joins: tokens, publisher: publisher, registry: registry, onReady: onReady) { admin in
+            AdminRoutes.addStore(to: admin, store: store, tokens: tokens, clusterDomain: options.clusterDomain)
+        }
+    }
+
+    private func runOnKubernetes(_ config: KubeConfig, onReady: @escaping @Sendable (String) -> Void) async throws {
+        let client = try KubernetesClient(config)
+        let secrets = MeshSecrets(client: client, namespace: options.meshNamespace)
+        let authority = try await secrets.authority(trustDomain: options.trustDomain)
+        let adminToken = try await secrets.adminToken()
+        let publisher = ConfigPublisher()
+        // Proxies still register (the wire is the same), but endpoints come from EndpointSlices.
+        let registry = Registry()
+        let source = KubernetesSource(
+            client: client, publisher: publisher, trustDomain: authority.trustDomain, clusterDomain: options.clusterDomain,
+            log: { message in FileHandle.standardError.write(Data("eino control: \(message)\n".utf8)) })
+        let watching = Task { await source.run() }
+        defer { watching.cancel() }
+        try await serve(authority: authority, adminToken: adminToken, joins: ServiceAccountJoin(client: client), publisher: publisher,
+                        registry: registry, onReady: onReady) { admin in
+            AdminRoutes.addKubernetesRefusals(to: admin)
+        }
+        try? await client.shutdown()
+    }
+
+    /// What both modes serve: the proxy API, the admin API (its store routes added by
+    /// `storeRoutes`), mirrors, health and metrics.
+    private func serve(authority: CertificateAuthority, adminToken: String, joins: any JoinAuthenticator, publisher: ConfigPublisher,
+                       registry: Registry, onReady: @escaping @Sendable (String) -> Void,
+                       storeRoutes: (RouterGroup<ControlRequestContext>) -> Void) async throws {
         let mirrors = MirrorLedger()
         let telemetry = TelemetryAggregator()
-        await registry.setOnChange { [registry] in await publisher.publish(services: registry.services(), store: store) }
-
         let router = Router(context: ControlRequestContext.self)
         router.get("/v1/health") { _, _ in Response.json(["status": "ok"]) }
         // For Prometheus, like a proxy's admin /metrics: no token needed.
@@ -65,27 +114,19 @@ public struct ControlPlaneServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: await telemetry.prometheusText())))
         }
-        ProxyRoutes.add(to: router, authority: authority, tokens: tokens, registry: registry, publisher: publisher, telemetry: telemetry, mirrors: mirrors)
+        ProxyRoutes.add(to: router, authority: authority, joins: joins, registry: registry, publisher: publisher, telemetry: telemetry, mirrors: mirrors)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
-        AdminRoutes.add(to: admin, store: store, tokens: tokens, registry: registry, telemetry: telemetry, clusterDomain: options.clusterDomain)
+        AdminRoutes.add(to: admin, registry: registry, telemetry: telemetry)
+        storeRoutes(admin)
         MirrorRoutes.add(to: admin, ledger: mirrors)
 
-        // Every committed store state and every registry change reaches the watchers.
-        let storeChanges = Task {
-            for await _ in await store.watch() {
-                await publisher.publish(services: registry.services(), store: store)
-            }
-        }
         let expiry = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(registry.heartbeat))
                 await registry.expire()
             }
         }
-        defer {
-            storeChanges.cancel()
-            expiry.cancel()
-        }
+        defer { expiry.cancel() }
 
         var logger = Logger(label: "eino.control")
         logger.logLevel = .warning

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import ServiceLifecycle
 import Identity
+import Manifests
 import MeshConfig
 import NIOCore
 import NIOSSL
@@ -16,9 +17,13 @@ actor ConfigPublisher {
     private var watchers: [UUID: AsyncStream<ByteBuffer>.Continuation] = [:]
 
     func publish(services: [ServiceSpec], store: ResourceStore) async {
+        publish(services: services, resources: await store.resources())
+    }
+
+    func publish(services: [ServiceSpec], resources: [Resource]) {
         // Milliseconds since 1970 as a floor keeps versions increasing across restarts.
         version = max(version + 1, UInt64(Date().timeIntervalSince1970 * 1000))
-        current = Self.line(.init(version: version, services: services, resources: await store.resources()))
+        current = Self.line(.init(version: version, services: services, resources: resources))
         for watcher in watchers.values { watcher.yield(current) }
     }
 
@@ -50,22 +55,17 @@ enum ProxyRoutes {
     /// from a dead one.
     static let keepAlive: Duration = .seconds(15)
 
-    static func add(to router: Router<ControlRequestContext>, authority: CertificateAuthority, tokens: JoinTokens,
+    static func add(to router: Router<ControlRequestContext>, authority: CertificateAuthority, joins: any JoinAuthenticator,
                     registry: Registry, publisher: ConfigPublisher, telemetry: TelemetryAggregator, mirrors: MirrorLedger) {
         router.post("/v1/join") { request, context -> Response in
             let body = try await request.decode(as: ControlWire.JoinRequest.self, context: context)
-            let owner: (service: String, namespace: String)
-            do {
-                owner = try await tokens.redeem(body.token)
-            } catch let refusal as JoinTokens.Refusal {
-                let reason = switch refusal {
-                case .unknown: "join token not recognised"
-                case .used: "join token already used"
-                case .expired: "join token expired"
-                }
-                return .json(ControlAPI.ErrorResponse(error: "unauthorized", message: reason), status: .unauthorized)
+            let owner: ServiceKey
+            switch await joins.authenticate(body) {
+            case .success(let key): owner = key
+            case .failure(let refusal):
+                return .json(ControlAPI.ErrorResponse(error: "unauthorized", message: refusal.message), status: .unauthorized)
             }
-            let identity = try SPIFFEID(trustDomain: authority.trustDomain, namespace: owner.namespace, serviceAccount: owner.service)
+            let identity = try SPIFFEID(trustDomain: authority.trustDomain, namespace: owner.namespace, serviceAccount: owner.name)
             return issue(body.csr, for: identity, authority: authority)
         }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import Foundation
 import Manifests
+import Kubernetes
 import MeshConfig
 
 /// `eino control --data-dir DIR`: the control plane (CLI.md).
@@ -14,6 +15,15 @@ struct ControlCommand: AsyncParsableCommand {
             DATA_DIR/admin.token (both mode 0600). Prints one line when it listens: \
             `eino control ready listen=HOST:PORT`. SIGTERM or SIGINT stops it.
             """)
+
+    @Flag(help: "Run on the Kubernetes API: it is the store, ServiceAccounts are the identities; no data directory.")
+    var kubernetes = false
+
+    @Option(help: "With --kubernetes: the kubeconfig to use (default: the pod's ServiceAccount).")
+    var kubeconfig: String?
+
+    @Option(help: "With --kubernetes: the mesh's own namespace, where the issuer and admin token Secrets live.")
+    var namespace = "eino-system"
 
     @Option(help: "Where state, the CA and the admin token live (env EINO_DATA_DIR).")
     var dataDir: String = ProcessInfo.processInfo.environment["EINO_DATA_DIR"] ?? "./.eino"
@@ -37,11 +47,24 @@ struct ControlCommand: AsyncParsableCommand {
         guard case .success(let (host, port)) = Endpoint.parseAddress(listen) else {
             throw ValidationError("--listen must be HOST:PORT, got \(listen)")
         }
+        if kubernetes && caDir != nil {
+            throw ValidationError("--ca-dir does not go with --kubernetes: the issuer lives in the Secret eino-issuer of --namespace")
+        }
         if let problem = ServiceReference.clusterDomainProblem(clusterDomain) {
             throw ValidationError("--cluster-domain: \(problem)")
         }
-        let server = ControlPlaneServer(.init(
-            dataDirectory: dataDir, host: host, port: port, trustDomain: trustDomain, caDirectory: caDir, serverNames: serverNames, clusterDomain: clusterDomain))
+        var options = ControlPlaneServer.Options(
+            dataDirectory: dataDir, host: host, port: port, trustDomain: trustDomain, caDirectory: caDir, serverNames: serverNames, clusterDomain: clusterDomain)
+        if kubernetes {
+            do {
+                options.kubernetes = try kubeconfig.map(KubeConfig.load(path:)) ?? KubeConfig.inCluster()
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            options.meshNamespace = namespace
+        }
+        let server = ControlPlaneServer(options)
         do {
             try await server.run { address in
                 print("eino control ready listen=\(address)")

@@ -58,6 +58,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("join-token-file"), help: "File holding the join token.")
     var joinTokenFile: String?
 
+    @Option(name: .customLong("identity-token-file"), help: "A projected ServiceAccount token (audience identity.eino.dev), instead of a join token, for a control plane on Kubernetes.")
+    var identityTokenFile: String?
+
     @Option(name: .customLong("ca-file"), help: "The control plane's trust anchor (its ca.pem).")
     var caFile: String?
 
@@ -124,7 +127,9 @@ struct ProxyCommand: AsyncParsableCommand {
         case (.some, .some): throw ValidationError("--config and --control exclude each other")
         case (nil, .some):
             if service == nil { throw ValidationError("--control needs --service") }
-            if joinToken == nil && joinTokenFile == nil { throw ValidationError("--control needs --join-token or --join-token-file") }
+            if joinToken == nil && joinTokenFile == nil && identityTokenFile == nil {
+                throw ValidationError("--control needs --join-token, --join-token-file or --identity-token-file")
+            }
             if caFile == nil { throw ValidationError("--control needs --ca-file (the control plane's ca.pem)") }
             if let advertise, ListenAddress.parse(advertise) == nil { throw ValidationError("--advertise must be HOST:PORT, got \"\(advertise)\"") }
         case (.some, nil): break
@@ -234,7 +239,7 @@ struct ProxyCommand: AsyncParsableCommand {
     /// a refused join token stops the proxy, since it can never obtain an identity.
     private func startControlLink(_ url: String, server: ProxyServer, inbound: SocketAddress) throws -> RunningLink {
         var token = joinToken ?? ""
-        if let joinTokenFile {
+        if identityTokenFile == nil, let joinTokenFile {
             guard let data = FileManager.default.contents(atPath: joinTokenFile) else {
                 throw ValidationError("cannot read --join-token-file \(joinTokenFile)")
             }
@@ -246,7 +251,7 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let identity = ServiceKey(name: service!, namespace: namespace ?? "default")
         let link = ControlLink(
-            .init(url: url, caFile: caFile!, joinToken: token, service: identity.name, namespace: identity.namespace, advertise: address,
+            .init(url: url, caFile: caFile!, joinToken: token, identityTokenFile: identityTokenFile, service: identity.name, namespace: identity.namespace, advertise: address,
                   appProtocol: server.configuration.appProtocol, reportInterval: Double(parseDuration(reportInterval)!.nanoseconds) / 1e9),
             reportContributors: [DeltaReportSection.metrics(of: server), DeltaReportSection.mirrors(of: server)],
             onIdentity: { material in

@@ -80,12 +80,22 @@ public struct CertificateAuthority: Sendable {
     public static func load(fromDirectory directory: String) throws -> CertificateAuthority {
         let certificatePath = directory + "/" + certificateFileName
         let keyPath = directory + "/" + keyFileName
-        let certificates = try PEM.certificates(in: FileStore.read(certificatePath), path: certificatePath)
+        return try load(certificatePEM: FileStore.read(certificatePath), keyPEM: FileStore.read(keyPath),
+                        certificateSource: certificatePath, keySource: keyPath)
+    }
+
+    /// Loads a CA from its PEM texts (a Kubernetes Secret's, say); the sources name them in errors.
+    public static func load(certificatePEM: String, keyPEM: String, certificateSource: String, keySource: String) throws -> CertificateAuthority {
+        let certificates = try PEM.certificates(in: certificatePEM, path: certificateSource)
         guard certificates.count == 1 else {
-            throw IdentityError.badPEM(path: certificatePath, problem: "expected one CA certificate, found \(certificates.count)")
+            throw IdentityError.badPEM(path: certificateSource, problem: "expected one CA certificate, found \(certificates.count)")
         }
-        let key = try PEM.privateKey(in: FileStore.read(keyPath), path: keyPath)
-        return try CertificateAuthority(certificate: certificates[0], privateKey: key)
+        return try CertificateAuthority(certificate: certificates[0], privateKey: PEM.privateKey(in: keyPEM, path: keySource))
+    }
+
+    /// The certificate and the key as PEM, as `write(toDirectory:replace:)` writes them.
+    public func pem() throws -> (certificate: String, key: String) {
+        (try PEM.encode([certificate]), privateKey.pemRepresentation + "\n")
     }
 
     /// Writes `DIR/ca.key` (mode 0600 from creation) and `DIR/ca.pem` (0644), creating `DIR`
@@ -101,8 +111,9 @@ public struct CertificateAuthority: Sendable {
                 throw IdentityError.alreadyExists(path: path)
             }
         }
-        try FileStore.write(privateKey.pemRepresentation + "\n", to: keyPath, mode: FileStore.privateMode, replace: replace)
-        try FileStore.write(PEM.encode([certificate]), to: certificatePath, mode: FileStore.publicMode, replace: replace)
+        let (certificateText, keyText) = try pem()
+        try FileStore.write(keyText, to: keyPath, mode: FileStore.privateMode, replace: replace)
+        try FileStore.write(certificateText, to: certificatePath, mode: FileStore.publicMode, replace: replace)
     }
 
     /// A bundle holding just this root.

@@ -5,17 +5,24 @@ import Manifests
 /// endpoints, and the stored manifests — and each proxy compiles them with
 /// `MeshSnapshot.compile`, exactly as in static mode, so both modes enforce the same rules.
 public enum ControlWire {
-    /// `POST /v1/join`: a join token buys one certificate for the token's service.
+    /// `POST /v1/join`: a join token (bare hosts) or a projected ServiceAccount token
+    /// (Kubernetes, audience ``identityAudience``) buys one certificate for the identity it
+    /// proves.
     public struct JoinRequest: Codable, Sendable {
-        public var token: String
+        public var token: String?
+        public var identityToken: String?
         /// PEM CSR made from a key that never leaves the proxy.
         public var csr: String
 
-        public init(token: String, csr: String) {
+        public init(token: String? = nil, identityToken: String? = nil, csr: String) {
             self.token = token
+            self.identityToken = identityToken
             self.csr = csr
         }
     }
+
+    /// The audience of the ServiceAccount tokens proxies present in Kubernetes mode.
+    public static let identityAudience = "identity.eino.dev"
 
     /// The answer to a join or a renewal.
     public struct Certificate: Codable, Sendable {

@@ -25,6 +25,9 @@ public final class ControlLink: Sendable {
         /// PEM trust anchor of the control plane (its `ca.pem`).
         public var caFile: String
         public var joinToken: String
+        /// Kubernetes mode: a projected ServiceAccount token file, read at each join,
+        /// presented instead of the join token.
+        public var identityTokenFile: String?
         public var service: String
         public var namespace: String
         /// `host:port` other proxies reach this one's inbound listener at.
@@ -37,7 +40,7 @@ public final class ControlLink: Sendable {
         /// Seconds between telemetry reports; 0 sends none.
         public var reportInterval: Double
 
-        public init(url: String, caFile: String, joinToken: String, service: String, namespace: String,
+        public init(url: String, caFile: String, joinToken: String, identityTokenFile: String? = nil, service: String, namespace: String,
                     advertise: String, labels: [String: String] = [:], appProtocol: AppProtocol = .http,
                     maxBackoff: Double = 30, reportInterval: Double = 10) {
             self.appProtocol = appProtocol
@@ -46,6 +49,7 @@ public final class ControlLink: Sendable {
             self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
             self.caFile = caFile
             self.joinToken = joinToken
+            self.identityTokenFile = identityTokenFile
             self.service = service
             self.namespace = namespace
             self.advertise = advertise
@@ -108,7 +112,7 @@ public final class ControlLink: Sendable {
         var backoff = Backoff(limit: options.maxBackoff)
         while true {
             do {
-                let request = ControlWire.JoinRequest(token: options.joinToken, csr: try csr(key, for: identity))
+                let request = try joinRequest(csr: try csr(key, for: identity))
                 let reply = try await call(.POST, "/v1/join", body: request, mutualTLS: false, as: ControlWire.Certificate.self)
                 let material = try Self.material(reply, key: key)
                 self.material.withLockedValue { $0 = material }
@@ -121,6 +125,16 @@ public final class ControlLink: Sendable {
                 try await backoff.wait()
             }
         }
+    }
+
+    /// The credential this proxy joins with: its ServiceAccount token when it has one.
+    private func joinRequest(csr: String) throws -> ControlWire.JoinRequest {
+        guard let file = options.identityTokenFile else { return ControlWire.JoinRequest(token: options.joinToken, csr: csr) }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw Failure(description: "cannot read the ServiceAccount token at \(file) (--identity-token-file)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return ControlWire.JoinRequest(identityToken: token, csr: csr)
     }
 
     private func renewLoop() async {

@@ -1,0 +1,199 @@
+import EinoTestSupport
+import Foundation
+import Testing
+
+/// `eino control --kubernetes` against a real kube-apiserver with etcd (Tests/Support/
+/// KubeAPIServer.swift): the API server is the store, ServiceAccount tokens are the
+/// identities, and proxies, apps and clients are real processes on loopback.
+@Suite(.serialized) struct KubernetesTests {
+    /// The collection a document of `kind` is created in.
+    static func collection(_ kind: String, namespace: String = "shop") -> String {
+        switch kind {
+        case "Namespace": "/api/v1/namespaces"
+        case "ServiceAccount": "/api/v1/namespaces/\(namespace)/serviceaccounts"
+        case "Service": "/api/v1/namespaces/\(namespace)/services"
+        case "Pod": "/api/v1/namespaces/\(namespace)/pods"
+        case "EndpointSlice": "/apis/discovery.k8s.io/v1beta1/namespaces/\(namespace)/endpointslices"
+        case "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+        case "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+        case "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/\(namespace)/roles"
+        case "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/\(namespace)/rolebindings"
+        case "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        case "TrafficSplit": "/apis/split.smi-spec.io/v1alpha4/namespaces/\(namespace)/trafficsplits"
+        default: "/unknown/\(kind)"
+        }
+    }
+
+    /// The CRDs and the control plane's least-privilege RBAC, as an administrator installs them.
+    static func install(_ kube: KubeAPIServer) throws {
+        let crds = EinoProcess.repositoryRoot.appendingPathComponent("manifests/crds")
+        for file in try FileManager.default.contentsOfDirectory(atPath: crds.path).sorted() where file.hasSuffix(".yaml") {
+            try kube.create(yaml: String(contentsOf: crds.appendingPathComponent(file), encoding: .utf8)) { collection($0) }
+        }
+        let rbac = try String(contentsOf: EinoProcess.repositoryRoot.appendingPathComponent("manifests/kubernetes/control-plane-rbac.yaml"), encoding: .utf8)
+        try kube.create(yaml: rbac) { collection($0, namespace: "eino-system") }
+        // A CRD serves once it is established.
+        try poll(timeout: 30, "the TrafficSplit CRD to serve") {
+            try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/trafficsplits").status == 200 ? true : nil
+        }
+    }
+
+    /// Objects a kubelet and the endpoint controllers would make for one pod of `service`
+    /// whose sidecar listens at `inbound`: its Pod (running the sidecar, as ServiceAccount
+    /// `service`), the Service and an EndpointSlice pointing at the sidecar.
+    static func workload(_ service: String, inbound: String) -> String {
+        let port = inbound.split(separator: ":").last!
+        return """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(service)-0, namespace: shop, labels: {app: \(service)}}
+            spec:
+              serviceAccountName: \(service)
+              automountServiceAccountToken: false
+              containers: [{name: app, image: app}, {name: eino-proxy, image: eino}]
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: \(service), namespace: shop}
+            spec: {ports: [{name: http, port: 80, appProtocol: http}]}
+            ---
+            apiVersion: discovery.k8s.io/v1beta1
+            kind: EndpointSlice
+            metadata: {name: \(service)-a, namespace: shop, labels: {kubernetes.io/service-name: \(service)}}
+            addressType: IPv4
+            ports: [{name: http, port: \(port)}]
+            endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}, targetRef: {kind: Pod, name: \(service)-0, namespace: shop}}]
+            """
+    }
+
+    @Test func theKubernetesAPIIsTheStoreAndServiceAccountsTheIdentities() throws {
+        let kube = try KubeAPIServer()
+        try Self.install(kube)
+        try kube.create(yaml: """
+            apiVersion: v1
+            kind: Namespace
+            metadata: {name: shop}
+            ---
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: web-v1, namespace: shop}
+            ---
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: web-v2, namespace: shop}
+            ---
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: client, namespace: shop}
+            """) { Self.collection($0) }
+
+        // The control plane runs as its ServiceAccount, with only the RBAC above.
+        let controlToken = try kube.token(namespace: "eino-system", serviceAccount: "eino-control", audience: "https://kubernetes.default.svc")
+        let control = try ServerProcess.eino([
+            "control", "--kubernetes", "--kubeconfig", try kube.kubeconfig(token: controlToken, name: "eino-control"),
+            "--listen", "127.0.0.1:0"])
+        defer { control.terminate() }
+        let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
+        // The issuer lives in a Secret; the trust anchor is published for proxies to mount.
+        let anchor = try kube.request("GET", "/api/v1/namespaces/eino-system/configmaps/eino-trust-anchor")
+        #expect(anchor.status == 200)
+        let caPEM = try #require((try JSONSerialization.jsonObject(with: Data(anchor.body.utf8)) as? [String: Any])
+            .flatMap { ($0["data"] as? [String: String])?["ca.pem"] })
+        let caFile = kube.directory.appendingPathComponent("ca.pem")
+        try caPEM.write(to: caFile, atomically: true, encoding: .utf8)
+        #expect(try kube.request("GET", "/api/v1/namespaces/eino-system/secrets/eino-issuer").status == 200)
+
+        var processes: [ServerProcess] = []
+        defer { for process in processes.reversed() { process.terminate() } }
+        func sidecar(_ service: String, app: String, audience: String = "identity.eino.dev") throws -> ServerProcess {
+            let tokenFile = kube.directory.appendingPathComponent("\(service)-\(UUID().uuidString.prefix(8)).token")
+            try kube.token(namespace: "shop", serviceAccount: service, audience: audience).write(to: tokenFile, atomically: true, encoding: .utf8)
+            let proxy = try ServerProcess.eino([
+                "proxy", "--service", service, "--namespace", "shop", "--app", app, "--control", url,
+                "--identity-token-file", tokenFile.path, "--ca-file", caFile.path,
+                "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            ])
+            processes.append(proxy)
+            return proxy
+        }
+
+        // A token for another audience buys nothing, and the proxy says why.
+        let impostor = try sidecar("client", app: "127.0.0.1:9", audience: "https://kubernetes.default.svc")
+        try impostor.waitForExit(timeout: 30)
+        #expect(impostor.stderr.contains("join refused: ServiceAccount token refused"), "\(impostor.stderr)")
+
+        for version in ["v1", "v2"] {
+            let app = try ServerProcess.eino(["demo-app", "--name", version, "--listen", "127.0.0.1:0"])
+            processes.append(app)
+            let proxy = try sidecar("web-\(version)", app: try app.readyValue("listen", prefix: "eino demo-app ready"))
+            let inbound = try proxy.readyValue("inbound", prefix: "eino proxy ready")
+            try kube.create(yaml: Self.workload("web-\(version)", inbound: inbound)) { Self.collection($0) }
+            // The certificate came through TokenReview, for the token's ServiceAccount.
+            _ = try poll(timeout: 30, "web-\(version) to join (stderr: \(proxy.stderr))") {
+                proxy.stderr.contains("joined the control plane as spiffe://cluster.local/ns/shop/sa/web-\(version)") ? true : nil
+            }
+        }
+        try kube.create(yaml: """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec: {ports: [{name: http, port: 80}]}
+            """) { Self.collection($0) }
+        let client = try sidecar("client", app: "127.0.0.1:9")
+        let outbound = try client.readyValue("outbound", prefix: "eino proxy ready")
+
+        /// `count` requests to web through the client sidecar: who served each, or the failure.
+        func send(_ count: Int) throws -> [String: Int] {
+            let urls = Array(repeating: ["-o", "/dev/null", "http://\(outbound)/"], count: count).flatMap { $0 }
+            let result = try EinoProcess.run(URL(fileURLWithPath: "/usr/bin/curl"),
+                ["-s", "-H", "Host: web", "-w", "%{http_code} %header{x-served-by}%header{eino-error}\\n"] + urls)
+            return result.stdoutLines.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+        }
+        func split(_ name: String, _ v1: Int, _ v2: Int, root: String = "web") -> String {
+            """
+            apiVersion: split.smi-spec.io/v1alpha4
+            kind: TrafficSplit
+            metadata: {name: \(name), namespace: shop}
+            spec: {service: \(root), backends: [{service: web-v1, weight: \(v1)}, {service: web-v2.shop.svc.cluster.local, weight: \(v2)}]}
+            """
+        }
+
+        // The split applied to the API server is enforced: 80/20 within ±3 % over 2,000.
+        try kube.create(yaml: split("web-canary", 80, 20)) { Self.collection($0) }
+        _ = try poll(timeout: 30, "the split to reach the client (stderr: \(client.stderr))") {
+            try send(20)["200 v2", default: 0] > 0 ? true : nil
+        }
+        let served = try send(2000)
+        #expect(served.values.reduce(0, +) == 2000)
+        #expect((1540...1660).contains(served["200 v1", default: 0]), "\(served)")
+        #expect(served["200 v1", default: 0] + served["200 v2", default: 0] == 2000, "\(served)")
+
+        // Its status says it is enforced; a split that names its root as a backend says why not.
+        func accepted(_ name: String) throws -> (status: String, message: String)? {
+            let object = try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/\(name)").body
+            let conditions = ((try JSONSerialization.jsonObject(with: Data(object.utf8)) as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]]
+            return conditions?.first { $0["type"] as? String == "Accepted" }.map { ($0["status"] as? String ?? "", $0["message"] as? String ?? "") }
+        }
+        let good = try poll(timeout: 30, "Accepted on web-canary") { try accepted("web-canary") }
+        #expect(good.status == "True")
+        try kube.create(yaml: split("loop", 1, 1, root: "web-v1")) { Self.collection($0) }
+        let bad = try poll(timeout: 30, "Accepted on loop") { try accepted("loop") }
+        #expect(bad.status == "False")
+        #expect(bad.message == #"spec.backends[0].service: backend "web-v1" is the root service itself; backends must be other services"#)
+
+        // The API server goes away: proxies keep their config and nothing fails.
+        kube.stop()
+        let during = try send(200)
+        #expect(during["200 v1", default: 0] + during["200 v2", default: 0] == 200, "\(during)")
+        // It comes back: the control plane resyncs and a new weight is enforced.
+        try kube.start()
+        let object = try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary").body
+        let edited = object.replacingOccurrences(of: #""weight":80"#, with: #""weight":0"#)
+        #expect(edited != object)
+        let replaced = try kube.request("PUT", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary", body: edited)
+        #expect(replaced.status == 200, "\(replaced.body)")
+        _ = try poll(timeout: 60, "web-v1 to get nothing (control plane: \(control.stderr))") {
+            try send(50) == ["200 v2": 50] ? true : nil
+        }
+    }
+}
