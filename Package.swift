@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "ControlPlane", dependencies: [
-            "Manifests", "MeshConfig", "Identity", "Telemetry", "Kubernetes",
+            "Manifests", "MeshConfig", "Identity", "Telemetry", "Kubernetes", "Deploy",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

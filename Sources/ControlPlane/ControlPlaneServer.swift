@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTLS
+import Deploy
 import Identity
 import Kubernetes
 import Logging
@@ -25,6 +26,8 @@ public struct ControlPlaneServer: Sendable {
         /// the issuer and admin token live in Secrets of `meshNamespace`; no data directory.
         public var kubernetes: KubeConfig?
         public var meshNamespace = "eino-system"
+        /// What the injection webhook adds to pods (image, the control plane's URL for them).
+        public var injection = InjectionOptions(image: "eino:latest", control: "https://eino-control.eino-system.svc:7443")
 
         public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 7443, trustDomain: String = "cluster.local",
                     caDirectory: String? = nil, serverNames: [String] = [], clusterDomain: String = ServiceReference.defaultClusterDomain) {
@@ -75,7 +78,7 @@ public struct ControlPlaneServer: Sendable {
             }
         }
         defer { storeChanges.cancel() }
-        try await serve(authority: authority, adminToken: adminToken, joins: tokens, publisher: publisher, registry: registry, onReady: onReady) { admin in
+        try await serve(authority: authority, adminToken: adminToken, joins: tokens, publisher: publisher, registry: registry, onReady: onReady) { _, admin in
             AdminRoutes.addStore(to: admin, store: store, tokens: tokens, clusterDomain: options.clusterDomain)
         }
     }
@@ -88,23 +91,39 @@ public struct ControlPlaneServer: Sendable {
         let publisher = ConfigPublisher()
         // Proxies still register (the wire is the same), but endpoints come from EndpointSlices.
         let registry = Registry()
+        let log: @Sendable (String) -> Void = { message in FileHandle.standardError.write(Data("eino control: \(message)\n".utf8)) }
         let source = KubernetesSource(
-            client: client, publisher: publisher, trustDomain: authority.trustDomain, clusterDomain: options.clusterDomain,
-            log: { message in FileHandle.standardError.write(Data("eino control: \(message)\n".utf8)) })
+            client: client, publisher: publisher, trustDomain: authority.trustDomain, clusterDomain: options.clusterDomain, log: log)
         let watching = Task { await source.run() }
         defer { watching.cancel() }
+        var injection = options.injection
+        injection.credential = .serviceAccount
+        injection.nativeSidecar = await Self.hasNativeSidecars(client)
+        // The API server trusts the webhooks' serving certificate through the trust anchor.
+        await WebhookCA.install(client: client, pem: try authority.pem().certificate, log: log)
         try await serve(authority: authority, adminToken: adminToken, joins: ServiceAccountJoin(client: client), publisher: publisher,
-                        registry: registry, onReady: onReady) { admin in
+                        registry: registry, onReady: onReady) { router, admin in
             AdminRoutes.addKubernetesRefusals(to: admin)
+            AdmissionRoutes.add(to: router, source: source, injection: injection, clusterDomain: options.clusterDomain, log: log)
         }
         try? await client.shutdown()
     }
 
-    /// What both modes serve: the proxy API, the admin API (its store routes added by
-    /// `storeRoutes`), mirrors, health and metrics.
+    /// Native sidecars (init containers with `restartPolicy: Always`) need Kubernetes 1.29;
+    /// older API servers drop the field silently.
+    static func hasNativeSidecars(_ client: KubernetesClient) async -> Bool {
+        struct Version: Decodable { var major: String; var minor: String }
+        guard let version = try? await client.get("/version", as: Version.self),
+              let major = Int(version.major), let minor = Int(version.minor.prefix { $0.isNumber })
+        else { return false }
+        return (major, minor) >= (1, 29)
+    }
+
+    /// What both modes serve: the proxy API, the admin API, mirrors, health and metrics;
+    /// `modeRoutes` adds each mode's own (the store, or the webhooks).
     private func serve(authority: CertificateAuthority, adminToken: String, joins: any JoinAuthenticator, publisher: ConfigPublisher,
                        registry: Registry, onReady: @escaping @Sendable (String) -> Void,
-                       storeRoutes: (RouterGroup<ControlRequestContext>) -> Void) async throws {
+                       modeRoutes: (Router<ControlRequestContext>, RouterGroup<ControlRequestContext>) -> Void) async throws {
         let mirrors = MirrorLedger()
         let telemetry = TelemetryAggregator()
         let router = Router(context: ControlRequestContext.self)
@@ -117,7 +136,7 @@ public struct ControlPlaneServer: Sendable {
         ProxyRoutes.add(to: router, authority: authority, joins: joins, registry: registry, publisher: publisher, telemetry: telemetry, mirrors: mirrors)
         let admin = router.group("/v1").add(middleware: AdminAuthentication(adminToken: adminToken))
         AdminRoutes.add(to: admin, registry: registry, telemetry: telemetry)
-        storeRoutes(admin)
+        modeRoutes(router, admin)
         MirrorRoutes.add(to: admin, ledger: mirrors)
 
         let expiry = Task {

