@@ -267,12 +267,12 @@ public enum Injector {
 
     static func makeProxy(options: InjectionOptions, service: String, appPort: Int?) -> Node {
         // With ServiceAccount identity the proxy is its ServiceAccount, whatever it serves.
-        let credential = switch options.credential {
-        case .joinToken: ["--service", service, "--join-token-file", "\(joinDirectory)/token"]
-        case .serviceAccount: ["--service", "$(POD_SERVICE_ACCOUNT)", "--identity-token-file", "\(identityDirectory)/token"]
+        let (name, credential) = switch options.credential {
+        case .joinToken: (service, ["--join-token-file", "\(joinDirectory)/token"])
+        case .serviceAccount: ("$(POD_SERVICE_ACCOUNT)", ["--identity-token-file", "\(identityDirectory)/token"])
         }
-        var arguments = ["proxy", "--control", options.control] + credential + ["--namespace", "$(POD_NAMESPACE)",
-                         "--ca-file", "\(caDirectory)/ca.pem", "--advertise", "$(POD_IP):\(options.inboundPort)"]
+        var arguments = ["proxy", "--control", options.control, "--service", name, "--namespace", "$(POD_NAMESPACE)",
+                         "--ca-file", "\(caDirectory)/ca.pem"] + credential + ["--advertise", "$(POD_IP):\(options.inboundPort)"]
         if let appPort { arguments += ["--app", "127.0.0.1:\(appPort)"] }
         func field(_ name: String, _ path: String) -> Node {
             map([("name", str(name)), ("valueFrom", map([("fieldRef", map([("fieldPath", str(path))]))]))])
