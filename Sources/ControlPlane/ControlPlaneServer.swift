@@ -95,7 +95,17 @@ public struct ControlPlaneServer: Sendable {
         let source = KubernetesSource(
             client: client, publisher: publisher, trustDomain: authority.trustDomain, clusterDomain: options.clusterDomain, log: log)
         let watching = Task { await source.run() }
-        defer { watching.cancel() }
+        let leader = Leader(client: client, namespace: options.meshNamespace, identity: Self.replicaIdentity())
+        let leading = Task {
+            await leader.run { holds in
+                log(holds ? "leading: holds the Lease \(options.meshNamespace)/\(Leader.leaseName)" : "no longer holds the Lease")
+                await source.setLeading(holds)
+            }
+        }
+        defer {
+            watching.cancel()
+            leading.cancel()
+        }
         var injection = options.injection
         injection.credential = .serviceAccount
         injection.nativeSidecar = await Self.hasNativeSidecars(client)
@@ -107,6 +117,14 @@ public struct ControlPlaneServer: Sendable {
             AdmissionRoutes.add(to: router, source: source, injection: injection, clusterDomain: options.clusterDomain, log: log)
         }
         try? await client.shutdown()
+    }
+
+    /// Who this replica is in the Lease: its pod's name (the host name in a pod), and a
+    /// random part, so two processes on one host are two replicas.
+    static func replicaIdentity() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        return "\(String(cString: name))-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
     /// Native sidecars (init containers with `restartPolicy: Always`) need Kubernetes 1.29;

@@ -22,6 +22,9 @@ actor KubernetesSource {
     private var published: (services: [ServiceSpec], resources: [Resource])?
     /// Objects already reported as undecodable, so a resync does not repeat the log line.
     private var reported: Set<String> = []
+    /// Whether this replica holds the Lease: only the holder writes status.
+    private var leading = false
+    private var listedAll = false
 
     init(client: KubernetesClient, publisher: ConfigPublisher, trustDomain: String, clusterDomain: String,
          log: @escaping @Sendable (String) -> Void) {
@@ -66,7 +69,14 @@ actor KubernetesSource {
     private func listed(_ path: String, expected: Set<String>) async {
         synced.insert(path)
         guard synced.isSuperset(of: expected) else { return }
+        listedAll = true
         await recompute()
+    }
+
+    /// This replica gained or lost the Lease; a new holder records every verdict at once.
+    func setLeading(_ leading: Bool) async {
+        self.leading = leading
+        if leading && listedAll { await recompute() }
     }
 
     private func update(services objects: [JSONValue]) { cluster.services = decodeAll(objects, as: Service.self) }
@@ -127,6 +137,7 @@ actor KubernetesSource {
             published = (services, resources)
             await publisher.publish(services: services, resources: resources)
         }
+        guard leading else { return }
         for (kind, object, verdict) in verdicts where !verdict.isRecorded(in: object) {
             await writeStatus(kind, object, verdict)
         }
