@@ -98,7 +98,7 @@ let package = Package(
         // Shared by test targets: runs the built `eino` and real peers.
         .target(name: "EinoTestSupport", path: "Tests/Support"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests", .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "Manifests", "Telemetry"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "Kubernetes", "Manifests", "MeshConfig", "Telemetry"]),
         .testTarget(name: "EinoCLITests", dependencies: ["EinoTestSupport"]),
         .testTarget(name: "IdentityTests", dependencies: [
             "Identity", "EinoTestSupport",
