@@ -4,10 +4,11 @@ import NIOHTTP1
 /// ends with END_STREAM), HTTP/1.1 does: without one and without chunking, the app would
 /// read a body as the next request. The head is held until the first part after it shows
 /// whether content (body or trailers) follows — in the same read when the HEADERS frame
-/// ends the stream, so a bodyless request waits for nothing.
-enum DowngradeFraming {
+/// ends the stream, so a bodyless request waits for nothing. Public so `eino-microbench` can
+/// time it.
+public enum DowngradeFraming {
     /// Whether the head must wait for that decision: it says nothing of its length itself.
-    static func needsDecision(_ head: HTTPRequestHead) -> Bool {
+    public static func needsDecision(_ head: HTTPRequestHead) -> Bool {
         !head.headers.contains(name: "content-length")
     }
 
@@ -16,7 +17,7 @@ enum DowngradeFraming {
     /// trailers); otherwise `content-length: 0` for the methods whose requests usually
     /// carry a body (which NIO's encoder would chunk), nothing for the rest, as a client
     /// sends them.
-    static func frame(_ head: inout HTTPRequestHead, contentFollows: Bool) {
+    public static func frame(_ head: inout HTTPRequestHead, contentFollows: Bool) {
         if contentFollows {
             head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         } else if head.method == .POST || head.method == .PUT || head.method == .PATCH {

@@ -26,8 +26,8 @@ struct MeshPeer {
 
 /// Proxies HTTP exchanges from one downstream HTTP/1.1 connection (or one HTTP/2 stream)
 /// to upstream HTTP/1.1 connections or HTTP/2 streams, as the upstream speaks, streaming
-/// both bodies with backpressure. Runs entirely
-/// on the connection's event loop; the upstream connections live on the same loop.
+/// both bodies with backpressure. Runs entirely on the connection's event loop; the
+/// upstream connections live on the same loop.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -237,7 +237,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var head = incoming
         telemetry.begin(&head, direction: direction, loop: loop)
         let target: EndpointState
-        /// What the target speaks, when it is not a peer proxy (``UpstreamProtocol``).
+        // What the target speaks, when it is not a peer proxy (UpstreamProtocol).
         let declared: AppProtocol
         var mirrorRoot: MeshService?
         switch direction {

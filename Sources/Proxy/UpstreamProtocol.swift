@@ -3,17 +3,17 @@ import NIOHTTP1
 
 /// How one exchange is spoken to a plain upstream (an app, not a peer proxy): the app's
 /// declared protocol decides, not the client's, except that gRPC cannot travel as HTTP/1.1
-/// and always goes as HTTP/2.
-enum UpstreamProtocol {
+/// and always goes as HTTP/2. Public so `eino-microbench` can time it.
+public enum UpstreamProtocol {
     /// Whether the exchange goes as an HTTP/2 stream (prior knowledge, clear text).
-    static func speaksHTTP2(_ declared: AppProtocol, _ headers: HTTPHeaders) -> Bool {
+    public static func speaksHTTP2(_ declared: AppProtocol, _ headers: HTTPHeaders) -> Bool {
         declared.speaksHTTP2 || isGRPC(headers)
     }
 
     /// `content-type: application/grpc`, optionally `+proto`, `+json` … or parameters
     /// (gRPC over HTTP/2, §Requests). Not gRPC-Web (`application/grpc-web`), which is
     /// made to cross HTTP/1.1.
-    static func isGRPC(_ headers: HTTPHeaders) -> Bool {
+    public static func isGRPC(_ headers: HTTPHeaders) -> Bool {
         guard let type = headers.first(name: "content-type") else { return false }
         let prefix = "application/grpc".utf8
         let bytes = type.utf8

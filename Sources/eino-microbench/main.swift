@@ -1,6 +1,7 @@
 // Micro-benchmarks of the per-request pieces of the proxy, so a regression shows up per piece:
-// split selection, route match (literal and regex patterns), header rewrite, snapshot and
-// cache lookup, endpoint pick, metrics recording. Each piece is timed as the request path
+// split selection, route match (literal and regex patterns), header rewrite, the upstream
+// protocol choice and HTTP/2 → HTTP/1.1 framing, snapshot and cache lookup, endpoint pick,
+// metrics recording. Each piece is timed as the request path
 // calls it, on inputs that vary per call, best of `--rounds` rounds. Run a release build
 // pinned to one core; `make microbench` (bench/microbench.sh) does that and also counts
 // allocations per call with valgrind (this program cannot see malloc itself).
@@ -102,6 +103,8 @@ let heads: [(path: Substring, headers: HTTPHeaders)] = [
     ("/api/v1/items", requestHeaders("api", [("X-Canary", "false")])),
     ("/index.html", requestHeaders("api", [])),
 ]
+/// The same as HTTP/2 requests arrive for an HTTP/1.1 app: no content-length.
+let requestHeads = heads.map { HTTPRequestHead(version: .http1_1, method: .GET, uri: String($0.path), headers: $0.headers) }
 let authorities = ["web", "web:80", "web.default.svc.cluster.local", "api.default"]
 let randoms: [UInt64] = (0..<1024).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
 
@@ -160,6 +163,15 @@ let pieces: [Piece] = [
         rewritten[slot].add(name: "Connection", value: "keep-alive")
         HopByHop.remove(from: &rewritten[slot], keepChunked: true)
         return rewritten[slot].count
+    },
+    Piece(name: "protocol.choice", what: "UpstreamProtocol.speaksHTTP2 for an app declared http (the gRPC content-type look-up)", iterations: 5_000_000) { i in
+        UpstreamProtocol.speaksHTTP2(.http, heads[i & 3].headers) ? 1 : 0
+    },
+    Piece(name: "framing.downgrade", what: "DowngradeFraming on a bodyless HTTP/2 request for an HTTP/1.1 app (held head framed)", iterations: 2_000_000) { i in
+        var head = requestHeads[i & 3]
+        guard DowngradeFraming.needsDecision(head) else { return 0 }
+        DowngradeFraming.frame(&head, contentFollows: false)
+        return head.headers.count
     },
     Piece(name: "snapshot.lookup", what: "MeshSnapshot.service(forAuthority:), parsing the authority", iterations: 2_000_000) { i in
         snapshot.service(forAuthority: authorities[i & 3])?.endpoints.count ?? 0
