@@ -56,6 +56,15 @@ bench-smoke: deps
 # Micro-benchmarks of the per-request pieces (split, route match, header rewrite, snapshot
 # lookup, endpoint pick, metrics): ns and allocations per call (valgrind), written to
 # bench/results/microbench.md, which BENCHMARKS.md carries. Release build; not a test.
+# The control plane on Kubernetes at scale: 1,000 Services and 10,000 endpoints in a real API
+# server; its memory and CPU, and how long until a proxy holds them all. Prints; not a test.
+.PHONY: bench-kubernetes
+bench-kubernetes: deps
+	bash Tests/Scripts/kube-apiserver.sh build >/dev/null
+	bash Tests/Scripts/helm.sh >/dev/null
+	$(SWIFT) build --build-tests
+	EINO_BENCH_KUBERNETES=1 $(SWIFT) test --skip-build --no-parallel --filter KubernetesScaleBenchmark
+
 .PHONY: microbench
 microbench: deps
 	python3 bench/microbench.py
