@@ -194,11 +194,28 @@ import Testing
         }
         let good = try poll(timeout: 30, "Accepted on web-canary") { try accepted("web-canary") }
         #expect(good.status == "True")
-        // The replica holding the Lease dies: web-v2's proxy keeps serving without its control
-        // plane, and the other replica takes the Lease over and records verdicts from then on.
+        /// 200 req/s to web through the client sidecar for `seconds`, open loop (eino-loadgen,
+        /// the benchmark's generator); `finish` says whether every request was answered 2xx.
+        func steadyLoad(seconds: Int) throws -> ServerProcess {
+            try ServerProcess(EinoProcess.binary.deletingLastPathComponent().appendingPathComponent("eino-loadgen"), [
+                "--url", "http://\(outbound)/", "--host", "web", "--rate", "200", "--duration", String(seconds), "--warmup", "0",
+                "--connections", "8"])
+        }
+        func finish(_ load: ServerProcess) throws -> String {
+            let status = try load.waitForExit(timeout: 120)
+            let result = try #require(load.lines.last { $0.hasPrefix("{") }, "\(load.stderr)")
+            #expect(status == 0, "\(result)")
+            return result
+        }
+
+        // The replica holding the Lease dies under 200 req/s: web-v2's proxy keeps serving without
+        // its control plane, and the other replica takes the Lease over and records verdicts.
+        let throughKill = try steadyLoad(seconds: 8)
         replica.kill()
         let orphaned = try send(200)
         #expect(orphaned["200 v1", default: 0] + orphaned["200 v2", default: 0] == 200, "\(orphaned)")
+        let killed = try finish(throughKill)
+        #expect(killed.contains("\"errors\": 0, \"bad_status\": 0"), "\(killed)")
         try kube.create(yaml: split("api-canary", 1, 1, root: "api")) { Self.collection($0) }
         let takenOver = try poll(timeout: 45, "Accepted on api-canary after the takeover (\(control.stderr))") { try accepted("api-canary") }
         #expect(takenOver.status == "True")
@@ -235,33 +252,39 @@ import Testing
         #expect(try createPod("shop-app-0") == ["eino-init", "eino-proxy", "app"])
         #expect(try createPod("shop-app-1", annotations: "{eino.dev/inject: disabled}") == ["app"])
 
-        // The API server goes away: proxies keep their config and nothing fails.
+        // The API server goes away under 200 req/s: proxies keep their config and nothing fails.
+        let throughOutage = try steadyLoad(seconds: 15)
         kube.stop()
         let during = try send(200)
         #expect(during["200 v1", default: 0] + during["200 v2", default: 0] == 200, "\(during)")
         // It comes back: the control plane resyncs and a new weight is enforced.
         try kube.start()
-        let object = try kube.request("GET", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary").body
-        let edited = object.replacingOccurrences(of: #""weight":80"#, with: #""weight":0"#)
-        #expect(edited != object)
-        let replaced = try kube.request("PUT", "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary", body: edited)
-        #expect(replaced.status == 200, "\(replaced.body)")
+        let outage = try finish(throughOutage)
+        #expect(outage.contains("\"unanswered\": 0, \"errors\": 0, \"bad_status\": 0"), "\(outage)")
+        /// Sets the two weights of web-canary as `kubectl edit` would: read, change, replace,
+        /// and read again when the control plane's status write got in between (409).
+        func setWeights(_ v1: Int, _ v2: Int) throws -> Int {
+            let path = "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary"
+            var status = 0
+            for _ in 0..<5 {
+                var object = try #require(try JSONSerialization.jsonObject(with: Data(kube.request("GET", path).body.utf8)) as? [String: Any])
+                var spec = object["spec"] as? [String: Any] ?? [:]
+                spec["backends"] = [["service": "web-v1", "weight": v1], ["service": "web-v2", "weight": v2]]
+                object["spec"] = spec
+                let body = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+                status = try kube.request("PUT", path, body: body).status
+                if status != 409 { break }
+            }
+            return status
+        }
+
+        #expect(try setWeights(0, 20) == 200)
         _ = try poll(timeout: 60, "web-v1 to get nothing (control plane: \(control.stderr))") {
             try send(50) == ["200 v2": 50] ? true : nil
         }
 
         // Apply → enforced at the client proxy, 20 weight changes: printed for the record
         // (a measurement, not asserted beyond each change taking effect).
-        /// Sets the two weights of web-canary, as `kubectl edit` would.
-        func setWeights(_ v1: Int, _ v2: Int) throws -> Int {
-            let path = "/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/web-canary"
-            var object = try #require(try JSONSerialization.jsonObject(with: Data(kube.request("GET", path).body.utf8)) as? [String: Any])
-            var spec = object["spec"] as? [String: Any] ?? [:]
-            spec["backends"] = [["service": "web-v1", "weight": v1], ["service": "web-v2", "weight": v2]]
-            object["spec"] = spec
-            let body = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-            return try kube.request("PUT", path, body: body).status
-        }
         var latencies: [Double] = []
         for change in 0..<20 {
             let (v1, v2, served) = change % 2 == 0 ? (100, 0, "200 v1") : (0, 100, "200 v2")
