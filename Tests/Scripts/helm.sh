@@ -6,7 +6,7 @@
 #   Tests/Scripts/helm.sh    # prints the directory holding helm and kubectl
 set -euo pipefail
 WHEEL_VERSION=2.1.0
-CACHE="${EINO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eino}/helm-layer-$WHEEL_VERSION"
+CACHE="${EINO_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/eino}/helm-layer-$WHEEL_VERSION"
 if [ -x "$CACHE/helm" ] && [ -x "$CACHE/kubectl" ]; then
     echo "$CACHE"
     exit 0

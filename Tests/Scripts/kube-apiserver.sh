@@ -8,7 +8,7 @@
 # anywhere else (GOPROXY=off, vendored modules). A first build takes 4-9 minutes on 2 cores.
 set -euo pipefail
 
-CACHE="${EINO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eino}"
+CACHE="${EINO_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/eino}"
 PACKAGES=(golang-go rsync golang-github-modern-go-reflect2-dev etcd-server dpkg-dev)
 
 install_packages() {
