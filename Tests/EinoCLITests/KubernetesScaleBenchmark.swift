@@ -40,9 +40,7 @@ struct KubernetesScaleBenchmark {
     }
 
     @Test func thousandServicesTenThousandEndpoints() throws {
-        let kube = try KubeAPIServer()
-        let port = try KubeAPIServer.freePort()
-        try KubernetesTests.install(kube, webhookPort: port)
+        let (kube, port) = try KubernetesTests.installedRig()
         try kube.create(yaml: """
             apiVersion: v1
             kind: Namespace
@@ -70,10 +68,7 @@ struct KubernetesScaleBenchmark {
                                               "--listen", "127.0.0.1:\(port)"])
         defer { control.terminate() }
         let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
-        let ca = try kube.request("GET", "/api/v1/namespaces/eino-system/configmaps/eino-trust-anchor").body
-        let pem = try #require(((try JSONSerialization.jsonObject(with: Data(ca.utf8)) as? [String: Any])?["data"] as? [String: String])?["ca.pem"])
-        let caFile = kube.directory.appendingPathComponent("ca.pem")
-        try pem.write(to: caFile, atomically: true, encoding: .utf8)
+        let caFile = try KubernetesTests.trustAnchorFile(kube)
         let tokenFile = kube.directory.appendingPathComponent("client.token")
         try kube.token(namespace: "scale", serviceAccount: "client", audience: "identity.eino.dev").write(to: tokenFile, atomically: true, encoding: .utf8)
         let proxy = try ServerProcess.eino(["proxy", "--service", "client", "--namespace", "scale", "--app", "127.0.0.1:9", "--control", url,

@@ -48,6 +48,26 @@ import Testing
         }
     }
 
+    /// A fresh API server with the chart installed, and the port its webhooks expect the
+    /// control plane on.
+    static func installedRig() throws -> (KubeAPIServer, Int) {
+        let kube = try KubeAPIServer()
+        let port = try KubeAPIServer.freePort()
+        try install(kube, webhookPort: port)
+        return (kube, port)
+    }
+
+    /// The trust anchor the control plane published, in a file for `--ca-file`.
+    static func trustAnchorFile(_ kube: KubeAPIServer) throws -> URL {
+        let anchor = try kube.request("GET", "/api/v1/namespaces/eino-system/configmaps/eino-trust-anchor")
+        #expect(anchor.status == 200)
+        let pem = try #require((try JSONSerialization.jsonObject(with: Data(anchor.body.utf8)) as? [String: Any])
+            .flatMap { ($0["data"] as? [String: String])?["ca.pem"] })
+        let file = kube.directory.appendingPathComponent("ca.pem")
+        try pem.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     /// Objects a kubelet and the endpoint controllers would make for one pod of `service`
     /// whose sidecar listens at `inbound`: its Pod (running the sidecar, as ServiceAccount
     /// `service`), the Service and an EndpointSlice pointing at the sidecar.
@@ -77,9 +97,7 @@ import Testing
     }
 
     @Test func theKubernetesAPIIsTheStoreAndServiceAccountsTheIdentities() throws {
-        let kube = try KubeAPIServer()
-        let port = try KubeAPIServer.freePort()
-        try Self.install(kube, webhookPort: port)
+        let (kube, port) = try Self.installedRig()
         try kube.create(yaml: """
             apiVersion: v1
             kind: Namespace
@@ -111,12 +129,7 @@ import Testing
         defer { control.terminate() }
         let url = "https://" + (try control.readyValue("listen", prefix: "eino control ready"))
         // The issuer lives in a Secret; the trust anchor is published for proxies to mount.
-        let anchor = try kube.request("GET", "/api/v1/namespaces/eino-system/configmaps/eino-trust-anchor")
-        #expect(anchor.status == 200)
-        let caPEM = try #require((try JSONSerialization.jsonObject(with: Data(anchor.body.utf8)) as? [String: Any])
-            .flatMap { ($0["data"] as? [String: String])?["ca.pem"] })
-        let caFile = kube.directory.appendingPathComponent("ca.pem")
-        try caPEM.write(to: caFile, atomically: true, encoding: .utf8)
+        let caFile = try Self.trustAnchorFile(kube)
         #expect(try kube.request("GET", "/api/v1/namespaces/eino-system/secrets/eino-issuer").status == 200)
 
         var processes: [ServerProcess] = []

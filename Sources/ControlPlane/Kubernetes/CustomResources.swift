@@ -24,10 +24,14 @@ enum CustomResources {
     /// One object: a resource, or the problems that keep it out. Problems carry field paths;
     /// there are no lines to give.
     static func decode(_ object: JSONValue, clusterDomain: String) -> Result<Resource, Verdict> {
-        let label = "\(object["kind"]?.string ?? "?")/\(object["metadata"]?["namespace"]?.string ?? "default")/\(object["metadata"]?["name"]?.string ?? "?")"
-        let decoded = ManifestDecoder.decode(bytes: Array(object.data()), file: label, clusterDomain: clusterDomain)
+        let decoded = ManifestDecoder.decode(bytes: Array(object.data()), file: label(object), clusterDomain: clusterDomain)
         if let resource = decoded.resources.first, decoded.problems.isEmpty { return .success(resource) }
         return .failure(Verdict(problems: decoded.problems))
+    }
+
+    /// `Kind/namespace/name`, as problems and resource IDs name an object.
+    static func label(_ object: JSONValue) -> String {
+        "\(object["kind"]?.string ?? "?")/\(object["metadata"]?["namespace"]?.string ?? "default")/\(object["metadata"]?["name"]?.string ?? "?")"
     }
 
     /// Whether a resource is enforced, as a `status.conditions` entry of type `Accepted`.

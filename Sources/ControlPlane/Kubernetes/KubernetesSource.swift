@@ -127,8 +127,7 @@ actor KubernetesSource {
             let refused = Dictionary(grouping: crossProblems, by: \.resource)
             resources.removeAll { refused[$0.id.description] != nil }
             verdicts = verdicts.map { kind, object, verdict in
-                let label = "\(kind.rawValue)/\(object["metadata"]?["namespace"]?.string ?? "default")/\(object["metadata"]?["name"]?.string ?? "")"
-                return (kind, object, refused[label].map { CustomResources.Verdict(problems: verdict.problems + $0) } ?? verdict)
+                (kind, object, refused[CustomResources.label(object)].map { CustomResources.Verdict(problems: verdict.problems + $0) } ?? verdict)
             }
         }
         resources.sort { $0.id < $1.id }
